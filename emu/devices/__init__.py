@@ -1,0 +1,1 @@
+"""Device models, one file per hardware block, grouped by function (char, intc, timer, dma ...)."""
