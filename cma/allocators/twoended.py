@@ -1,0 +1,56 @@
+"""``te``: two-ended best fit, keeping big buffers and small ones apart.
+
+Camera and display buffers are large and live for a whole streaming session;
+codec scratch buffers are small and come and go by the frame. Mixed in one
+best-fit region, the short-lived small blocks end up between the long-lived
+large ones, and when they are freed the holes they leave are too small for
+the next frame buffer. This allocator sends requests of at least
+``threshold`` bytes to the *top* of the region and smaller ones to the
+*bottom*, so the churn of small blocks stays in one end and the free space
+between the two ends remains one large extent.
+
+Placement within each end is first fit counted from that end (the highest
+extent that fits for big requests, the lowest for small ones), which packs
+each class against its own end.
+
+Parameter: ``threshold=SIZE`` (memparse syntax, default ``512K``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from cma.allocators import parse_size, register
+from cma.allocators.bestfit import BestFit
+from cma.errors import InvalidArgument
+
+#: requests of at least this many bytes go to the top unless ``threshold=`` says otherwise
+DEFAULT_THRESHOLD = 512 << 10
+
+
+@register
+class TwoEnded(BestFit):
+    """Large blocks from the top, small blocks from the bottom."""
+
+    name: ClassVar[str] = "te"
+    summary: ClassVar[str] = "two-ended: blocks >= threshold from the top, smaller from the bottom"
+    param_names: ClassVar[tuple[str, ...]] = ("threshold",)
+
+    threshold: int
+
+    def _configure(self, params: dict[str, str]) -> None:
+        """Read ``threshold`` (bytes, memparse syntax)."""
+        self.threshold = DEFAULT_THRESHOLD
+        if "threshold" in params:
+            self.threshold = parse_size(params["threshold"])
+            if self.threshold <= 0:
+                raise InvalidArgument(
+                    f"{self.name}: threshold must be positive, not {params['threshold']!r}"
+                )
+
+    def _find(self, size: int, alignment: int) -> tuple[int, int] | None:
+        return self._free.find_first(size, alignment, top=size >= self.threshold)
+
+    def debug_view(self) -> dict[str, Any]:
+        """The best-fit view plus the threshold in bytes."""
+        return {**super().debug_view(), "threshold": self.threshold}

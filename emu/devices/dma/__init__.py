@@ -1,0 +1,1 @@
+"""DMA masters: the camera capture engine."""
