@@ -52,7 +52,7 @@ class CameraDma(Device):
         Register(0x000, "ID", Access.R, ID_VALUE, doc="identification, reads 0x31434D43"),
         Register(0x004, "VERSION", Access.R, VERSION_VALUE, doc="major << 16 | minor"),
         Register(0x008, "CTRL", Access.RW, fields=(
-            Field("ENABLE", 0, 1, Access.RW, doc="1 starts capturing, 0 stops after no frame"),
+            Field("ENABLE", 0, 1, Access.RW, doc="1 starts capturing, 0 stops"),
             Field("RESET", 31, 1, Access.W, doc="write 1: stop and reset the engine"),
         ), doc="control"),
         Register(0x00C, "STATUS", Access.R, fields=(
