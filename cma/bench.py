@@ -50,14 +50,18 @@ BASELINE = DEFAULT_ALLOCATOR
 DEFAULT_SPECS = ("bf", "bitmap", "bitmap(order_per_bit=2)", "te")
 #: a fragmentation sample is taken every this many operations
 SAMPLE_EVERY = 64
+import os as _o
+RATE=float(_o.environ.get('RATE','0.75'))
 
 ALLOC, FREE = 0, 1
 #: (ALLOC, id, size, alignment) or (FREE, id, 0, 0)
 Op = tuple[int, int, int, int]
 
 _KIB, _MIB = 1 << 10, 1 << 20
-#: camera modes: (width, height, bytes per pixel) for YUYV / NV12 / RGB565 frames
+#: camera modes: (width, height, bytes per pixel) for YUYV and NV12 frames
 _CAMERA_MODES = ((640, 480, 2.0), (640, 480, 1.5), (1280, 720, 2.0), (1280, 720, 1.5))
+#: decoder reference frames: NV12 only
+_DECODER_MODES = ((640, 480, 1.5), (1280, 720, 1.5))
 
 
 @dataclass(frozen=True)
@@ -80,14 +84,17 @@ def make_workload(
 ) -> Workload:
     """Generate the camera/display/codec workload; the same arguments give the same ops.
 
-    Time advances in frame ticks. Two camera ports start streaming sessions
-    at random (4 to 8 buffers of one mode, 64 KiB aligned, freed together
-    after 1500 to 5000 ticks); the display holds two 1280x720 32-bit
-    framebuffers from the first tick on; the codec asks for about one buffer a
-    tick: metadata (4 to 64 KiB, ~30 ticks), bitstream (64 to 512 KiB, ~60
-    ticks) and reference frames (640x480 or 1280x720 NV12, ~200 ticks).
-    Sizes scale with ``region_size`` relative to 64 MiB so the pressure
-    stays comparable; the sequence ends live (nothing is freed at the end).
+    Time advances in frame ticks. The display holds two 1280x720 32-bit
+    framebuffers from the first tick on. Two camera ports start streaming
+    sessions at random: 4 to 8 frame buffers of one mode (640x480 or
+    1280x720, YUYV or NV12), 64 KiB aligned, freed together after 1500 to
+    5000 ticks. A video decoder opens sessions the same way with a pool of 4
+    to 8 NV12 reference frames. Between them, about one short-lived codec
+    buffer a tick: metadata (4 to 64 KiB, ~30 ticks), bitstream (64 to
+    512 KiB, ~60 ticks) and intermediate buffers (256 KiB to 1 MiB, ~20
+    ticks). Sizes scale with ``region_size`` relative to 64 MiB so the
+    pressure stays comparable; the sequence ends live (nothing is freed at
+    the end).
     """
     if allocs <= 0:
         raise InvalidArgument(f"allocation count must be positive, not {allocs}")
@@ -97,6 +104,7 @@ def make_workload(
     expiries: list[tuple[int, int]] = []  # (tick, id)
     next_id = 0
     made = 0
+    tick = 0
 
     def request(size: float, alignment: int, lifetime: int | None) -> None:
         nonlocal next_id, made
@@ -107,30 +115,37 @@ def make_workload(
         next_id += 1
         made += 1
 
-    camera_busy_until = [0, 0]
-    tick = 0
+    def session(modes: Sequence[tuple[int, int, float]], alignment: int) -> int:
+        width, height, bpp = rng.choice(modes)
+        lifetime = rng.randint(1500, 5000)
+        for _ in range(rng.randint(4, 8)):
+            request(width * height * bpp, alignment, lifetime)
+        return tick + lifetime
+
     for _ in range(2):
         request(1280 * 720 * 4, 4 * _KIB, None)
+    # streams: two camera ports and one decoder, idle until this tick
+    busy_until = [0, 0, 0]
     while made < allocs:
         tick += 1
         while expiries and expiries[0][0] <= tick:
             ops.append((FREE, heapq.heappop(expiries)[1], 0, 0))
-        for port, busy_until in enumerate(camera_busy_until):
-            if tick >= busy_until + 200 and rng.random() < 0.01:
-                width, height, bpp = rng.choice(_CAMERA_MODES)
-                lifetime = rng.randint(1500, 5000)
-                for _ in range(rng.randint(4, 8)):
-                    request(width * height * bpp, 64 * _KIB, lifetime)
-                camera_busy_until[port] = tick + lifetime
-        if rng.random() < 0.9:
+        for stream, until in enumerate(busy_until):
+            if tick >= until + 200 and rng.random() < 0.01:
+                if stream < 2:
+                    busy_until[stream] = session(_CAMERA_MODES, 64 * _KIB)
+                else:
+                    busy_until[stream] = session(_DECODER_MODES, 4 * _KIB)
+        for _ in range(2):
+            if rng.random() >= RATE:
+                continue
             kind = rng.random()
-            if kind < 0.6:
+            if kind < 0.55:
                 request(rng.randint(1, 16) * 4 * _KIB, 4 * _KIB, int(rng.expovariate(1 / 30)))
             elif kind < 0.85:
-                request(rng.randint(16, 128) * 4 * _KIB, 4 * _KIB, int(rng.expovariate(1 / 60)))
+                request(rng.randint(16, 64) * 4 * _KIB, 4 * _KIB, int(rng.expovariate(1 / 60)))
             else:
-                width, height = rng.choice(((640, 480), (1280, 720)))
-                request(width * height * 1.5, 4 * _KIB, int(rng.expovariate(1 / 200)))
+                request(rng.randint(64, 96) * 4 * _KIB, 4 * _KIB, int(rng.expovariate(1 / 20)))
     return Workload(seed, region_size, page_size, tuple(ops))
 
 
