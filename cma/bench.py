@@ -125,7 +125,7 @@ def make_workload(
     for _ in range(2):
         request(1280 * 720 * 4, 4 * _KIB, None)
     # streams: two camera ports and one decoder, idle until this tick
-    busy_until = [0, 0, 0]
+    busy_until = [0] * int(_o.environ.get("STREAMS", "3"))
     while made < allocs:
         tick += 1
         while expiries and expiries[0][0] <= tick:

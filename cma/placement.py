@@ -2,7 +2,8 @@
 
 :func:`reserve` turns :class:`~cma.config.RegionSpec` records into concrete
 ``[base, base + size)`` ranges. Fixed regions are taken first, exactly where
-they are asked to be; the others follow in the order given:
+they are asked to be; then those with a desired start, then the rest, each
+group in the order given:
 
 * with a ``start`` (2010 ``@START``): the free, aligned position nearest
   ``start`` ("at START or at least as near as possible"), lower address on a tie;
@@ -135,12 +136,14 @@ def reserve(
             placed[spec.name] = _place_fixed(spec, size, align, banks, occupied, reach,
                                              address_limit)
             occupied.append((f"region {spec.name!r}", spec.start or 0, (spec.start or 0) + size))
-    for spec in regions:
-        if not spec.fixed:
-            size, align = shapes[spec.name]
-            region = _place_dynamic(spec, size, align, banks, occupied, reach, address_limit)
-            placed[spec.name] = region
-            occupied.append((f"region {spec.name!r}", region.base, region.end))
+    # regions asking for a start go before top-down ones, which could take that spot
+    dynamic = [s for s in regions if not s.fixed and s.start is not None]
+    dynamic += [s for s in regions if not s.fixed and s.start is None]
+    for spec in dynamic:
+        size, align = shapes[spec.name]
+        region = _place_dynamic(spec, size, align, banks, occupied, reach, address_limit)
+        placed[spec.name] = region
+        occupied.append((f"region {spec.name!r}", region.base, region.end))
     return [placed[spec.name] for spec in regions]
 
 

@@ -95,7 +95,8 @@ def test_frames_land_at_bus_addresses_in_ring_order() -> None:
     wreg(cam, "CTRL", 1)
     assert regs(cam, "STATUS") & 1
     clock.advance_by(999)
-    assert regs(cam, "FRAME_COUNT") == 0 and not irq.level
+    assert regs(cam, "FRAME_COUNT") == 0
+    assert not irq.level
     for expected_slot in range(4):
         clock.advance_by(1000)
         assert irq.level
@@ -121,7 +122,8 @@ def test_no_ready_slot_drops_frame_and_raises_overflow() -> None:
     wreg(cam, "IRQ_STATUS", 0b111)
     clock.advance_by(1000)
     assert regs(cam, "DROP_COUNT") == 1
-    assert regs(cam, "IRQ_STATUS") == 0b100 and irq.level
+    assert regs(cam, "IRQ_STATUS") == 0b100
+    assert irq.level
     wreg(cam, "BUF_READY", 1)
     clock.advance_by(1000)
     assert regs(cam, "FRAME_COUNT") == 2
@@ -134,12 +136,15 @@ def test_physical_address_instead_of_bus_address_is_a_bus_error() -> None:
     wreg(cam, "BUF_ADDR", RAM_PHYS + 0x2000, 0)  # the classic bug: phys where bus belongs
     wreg(cam, "CTRL", 1)
     clock.advance_by(1000)
-    assert regs(cam, "IRQ_STATUS") & 0b10 and irq.level
+    assert regs(cam, "IRQ_STATUS") & 0b10
+    assert irq.level
     assert regs(cam, "ERROR_ADDR") == RAM_PHYS + 0x2000
     assert regs(cam, "ERROR_SLOT") == 0
-    assert regs(cam, "STATUS") & 1 == 0 and regs(cam, "CTRL") & 1 == 0
+    assert regs(cam, "STATUS") & 1 == 0
+    assert regs(cam, "CTRL") & 1 == 0
     assert port.ram == bytearray(RAM_SIZE)  # nothing written anywhere
-    assert cam.errors and "bus error" in cam.log.guest_errors[0]
+    assert cam.errors
+    assert "bus error" in cam.log.guest_errors[0]
     clock.advance_by(10_000)
     assert regs(cam, "FRAME_COUNT") == 0
 
@@ -177,7 +182,8 @@ def test_reset_stops_the_engine() -> None:
     wreg(cam, "CTRL", 1)
     wreg(cam, "CTRL", 1 << 31)
     clock.advance_by(5000)
-    assert regs(cam, "FRAME_COUNT") == 0 and regs(cam, "WIDTH") == 640
+    assert regs(cam, "FRAME_COUNT") == 0
+    assert regs(cam, "WIDTH") == 640
 
 
 @settings(max_examples=40, deadline=None)

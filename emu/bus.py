@@ -1,0 +1,384 @@
+"""The system bus: the CPU's physical map and one checked view per DMA master.
+
+This is the only module that talks to Unicorn's memory API. The CPU view holds
+RAM banks and flash (host memory inside Unicorn), MMIO windows of device models
+(``mmio_map`` callbacks into :meth:`Device.read` / :meth:`Device.write`) and
+"unimplemented" stubs for enabled nodes nobody models. Overlaps are refused
+with a message naming both ranges.
+
+A DMA master never touches memory directly: it gets a :class:`BusView` that
+translates its bus addresses through its own ``dma-ranges`` windows, refuses
+anything that does not fit one window and land in RAM, and records every
+refusal and every accepted write in the :class:`DmaLog`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
+
+from emu.clock import VirtualClock
+from emu.devices.base import Device, DeviceContext, DeviceLog, Unimplemented
+from emu.errors import ConfigurationError
+
+log = logging.getLogger("emu.bus")
+
+#: granule of Unicorn mappings; MMIO windows are widened to it and merged
+MAP_GRANULE = 0x1000
+
+
+def _fmt(start: int, size: int) -> str:
+    return f"[0x{start:x}, 0x{start + size:x})"
+
+
+@dataclass
+class Region:
+    """One range of the CPU's physical map."""
+
+    name: str
+    start: int
+    size: int
+    kind: str  # "ram", "flash", "mmio", "stub"
+    device: Device | None = None
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    def contains(self, addr: int, size: int = 1) -> bool:
+        return self.start <= addr and addr + size <= self.end
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "start": self.start, "size": self.size, "kind": self.kind}
+
+
+class FlashWriteHandler(Protocol):
+    """Receives guest stores to flash (command writes of a CFI part)."""
+
+    def __call__(self, offset: int, size: int, value: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class DmaRecord:
+    """One entry of the DMA log: an accepted write or a refused access."""
+
+    kind: str  # "write" or "refused"
+    master: str
+    bus: int
+    size: int
+    time: int
+    phys: int | None = None
+    reason: str = ""
+    access: str = "write"
+
+    def describe(self) -> dict[str, object]:
+        d: dict[str, object] = {"kind": self.kind, "master": self.master, "bus": self.bus,
+                                "size": self.size, "time": self.time, "access": self.access}
+        if self.phys is not None:
+            d["phys"] = self.phys
+        if self.reason:
+            d["reason"] = self.reason
+        return d
+
+
+@dataclass
+class DmaLog:
+    """Every refused DMA access and every accepted DMA write, in order."""
+
+    records: list[DmaRecord] = field(default_factory=list)
+
+    def refused(self) -> list[DmaRecord]:
+        return [r for r in self.records if r.kind == "refused"]
+
+    def writes(self) -> list[DmaRecord]:
+        return [r for r in self.records if r.kind == "write"]
+
+
+class WindowLike(Protocol):
+    """A ``dma-ranges`` window: ``size`` bytes at ``dma_start`` seen at ``cpu_start``."""
+
+    @property
+    def cpu_start(self) -> int: ...
+
+    @property
+    def dma_start(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class Bus:
+    """The CPU's physical address map on one Unicorn instance."""
+
+    def __init__(self, uc: Uc, clock: VirtualClock) -> None:
+        self.uc = uc
+        self.clock = clock
+        self.regions: list[Region] = []
+        self.dma_log = DmaLog()
+        self.views: dict[str, BusView] = {}
+        self._mmio: list[Region] = []
+        self._mmio_starts: list[int] = []
+        self._flash_writers: list[tuple[Region, FlashWriteHandler]] = []
+        self._finalized = False
+        self.on_unmapped: Callable[[int, int, bool], None] | None = None
+
+    # building ------------------------------------------------------------
+    def _claim(self, name: str, start: int, size: int, kind: str,
+               device: Device | None = None) -> Region:
+        if size <= 0:
+            raise ConfigurationError(f"{name}: region size must be positive, not 0x{size:x}")
+        if start < 0 or start + size > 1 << 32:
+            raise ConfigurationError(
+                f"{name}: region {_fmt(start, size)} is outside the 32-bit physical space"
+            )
+        for r in self.regions:
+            if start < r.end and r.start < start + size:
+                raise ConfigurationError(
+                    f"{name} {_fmt(start, size)} overlaps {r.name} {_fmt(r.start, r.size)}"
+                )
+        region = Region(name, start, size, kind, device)
+        self.regions.append(region)
+        self.regions.sort(key=lambda r: r.start)
+        return region
+
+    def add_ram(self, name: str, start: int, size: int) -> Region:
+        """Map a RAM bank (read/write/execute host memory)."""
+        if start % MAP_GRANULE or size % MAP_GRANULE:
+            raise ConfigurationError(
+                f"{name}: RAM {_fmt(start, size)} must be aligned to 0x{MAP_GRANULE:x}"
+            )
+        region = self._claim(name, start, size, "ram")
+        self.uc.mem_map(start, size, UC_PROT_ALL)
+        return region
+
+    def add_flash(self, name: str, start: int, size: int,
+                  on_write: FlashWriteHandler | None = None) -> Region:
+        """Map flash: readable and executable; guest stores go to ``on_write``, never to memory."""
+        if start % MAP_GRANULE or size % MAP_GRANULE:
+            raise ConfigurationError(
+                f"{name}: flash {_fmt(start, size)} must be aligned to 0x{MAP_GRANULE:x}"
+            )
+        region = self._claim(name, start, size, "flash")
+        self.uc.mem_map(start, size, UC_PROT_READ | UC_PROT_EXEC)
+        if not self._flash_writers:
+            self.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self._flash_write_hook)
+        self._flash_writers.append((region, on_write or (lambda o, s, v: None)))
+        return region
+
+    def add_device(self, name: str, start: int, size: int, device: Device,
+                   kind: str = "mmio") -> Region:
+        """Route guest accesses to ``[start, start+size)`` to ``device``."""
+        region = self._claim(name, start, size, kind, device)
+        self._mmio.append(region)
+        return region
+
+    def add_stub(self, name: str, start: int, size: int, clock: VirtualClock,
+                 log_: DeviceLog | None = None) -> Unimplemented:
+        """An unimplemented-device stub: reads as zero, writes ignored, accesses logged."""
+        stub = Unimplemented(DeviceContext(name=name, clock=clock,
+                                           log=log_ or DeviceLog(name)), size)
+        self.add_device(name, start, size, stub, kind="stub")
+        return stub
+
+    def finalize(self) -> None:
+        """Map the MMIO windows: widened to the granule, neighbours merged into one mapping."""
+        if self._finalized:
+            return
+        self._finalized = True
+        self._mmio.sort(key=lambda r: r.start)
+        self._mmio_starts = [r.start for r in self._mmio]
+        spans: list[list[int]] = []
+        for r in self._mmio:
+            lo = r.start & ~(MAP_GRANULE - 1)
+            hi = (r.end + MAP_GRANULE - 1) & ~(MAP_GRANULE - 1)
+            if spans and lo <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], hi)
+            else:
+                spans.append([lo, hi])
+        for lo, hi in spans:
+            for r in self.regions:
+                if r.kind in ("ram", "flash") and lo < r.end and r.start < hi:
+                    raise ConfigurationError(
+                        f"MMIO page span {_fmt(lo, hi - lo)} overlaps {r.name} "
+                        f"{_fmt(r.start, r.size)}"
+                    )
+            self.uc.mmio_map(lo, hi - lo, self._mmio_read, lo, self._mmio_write, lo)
+
+    # guest MMIO ----------------------------------------------------------
+    def region_at(self, addr: int) -> Region | None:
+        """The region holding physical ``addr``."""
+        for r in self.regions:
+            if r.start <= addr < r.end:
+                return r
+        return None
+
+    def _device_at(self, addr: int) -> Region | None:
+        i = bisect.bisect_right(self._mmio_starts, addr) - 1
+        if i >= 0 and addr < self._mmio[i].end:
+            return self._mmio[i]
+        return None
+
+    def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
+        addr = base + offset
+        r = self._device_at(addr)
+        if r is None or r.device is None:
+            self._unmapped(addr, size, False)
+            return 0
+        return r.device.read(addr - r.start, size) & ((1 << (8 * size)) - 1)
+
+    def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
+        addr = base + offset
+        r = self._device_at(addr)
+        if r is None or r.device is None:
+            self._unmapped(addr, size, True)
+            return
+        r.device.write(addr - r.start, size, value)
+
+    def _unmapped(self, addr: int, size: int, write: bool) -> None:
+        if self.on_unmapped is not None:
+            self.on_unmapped(addr, size, write)
+
+    def _flash_write_hook(self, uc: Uc, access: int, addr: int, size: int, value: int,
+                          user: Any) -> bool:
+        for region, handler in self._flash_writers:
+            if region.contains(addr, size):
+                handler(addr - region.start, size, value & ((1 << (8 * size)) - 1))
+                # the store is consumed by the part: put the old bytes back after Unicorn writes
+                return True
+        return False
+
+    # host access (loaders, page walks, DMA) --------------------------------
+    def is_memory(self, addr: int, size: int) -> bool:
+        """True when the whole range is RAM or flash."""
+        r = self.region_at(addr)
+        return r is not None and r.kind in ("ram", "flash") and r.contains(addr, size)
+
+    def is_ram(self, addr: int, size: int) -> bool:
+        r = self.region_at(addr)
+        return r is not None and r.kind == "ram" and r.contains(addr, size)
+
+    def read(self, addr: int, size: int) -> bytes:
+        """Host read of RAM or flash (loaders, tools); MMIO is not read this way."""
+        if not self.is_memory(addr, size):
+            raise ConfigurationError(
+                f"host read of {_fmt(addr, size)} is not inside one RAM or flash region"
+            )
+        return bytes(self.uc.mem_read(addr, size))
+
+    def read_u32(self, addr: int) -> int | None:
+        """A 32-bit little-endian word of memory, or None outside RAM/flash (page walks)."""
+        if not self.is_memory(addr, 4):
+            return None
+        return int.from_bytes(self.uc.mem_read(addr, 4), "little")
+
+    def write(self, addr: int, data: bytes) -> None:
+        """Host write into RAM or flash (image loading)."""
+        if not self.is_memory(addr, len(data)):
+            raise ConfigurationError(
+                f"host write of {_fmt(addr, len(data))} is not inside one RAM or flash region"
+            )
+        self.uc.mem_write(addr, bytes(data))
+
+    def ram_banks(self) -> list[tuple[int, int]]:
+        return [(r.start, r.size) for r in self.regions if r.kind == "ram"]
+
+    def stubs(self) -> list[Region]:
+        return [r for r in self.regions if r.kind == "stub"]
+
+    def touched_stubs(self) -> list[Region]:
+        return [r for r in self.stubs()
+                if isinstance(r.device, Unimplemented) and r.device.touched]
+
+    # DMA ------------------------------------------------------------------
+    def view(self, name: str, windows: Sequence[WindowLike] | None = None) -> BusView:
+        """The DMA port of master ``name`` (identity onto RAM when ``windows`` is None)."""
+        v = BusView(self, name, windows)
+        self.views[name] = v
+        return v
+
+
+class BusView:
+    """A DMA master's view of the bus (implements the ``DmaPort`` protocol)."""
+
+    def __init__(self, bus: Bus, name: str, windows: Sequence[WindowLike] | None) -> None:
+        self.bus = bus
+        self.name = name
+        self.windows: tuple[tuple[int, int, int], ...] | None = (
+            None if windows is None
+            else tuple((w.dma_start, w.cpu_start, w.size) for w in windows)
+        )
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "master": self.name,
+            "windows": None if self.windows is None else [
+                {"bus": b, "cpu": c, "size": s} for b, c, s in self.windows
+            ],
+        }
+
+    def to_phys(self, bus_addr: int) -> int | None:
+        if self.windows is None:
+            return bus_addr
+        for b, c, s in self.windows:
+            if b <= bus_addr < b + s:
+                return c + (bus_addr - b)
+        return None
+
+    def to_bus(self, phys: int) -> int | None:
+        if self.windows is None:
+            return phys
+        for b, c, s in self.windows:
+            if c <= phys < c + s:
+                return b + (phys - c)
+        return None
+
+    def _check(self, bus_addr: int, size: int, access: str) -> int | None:
+        reason = ""
+        phys: int | None = None
+        if size <= 0:
+            reason = f"empty access of {size} bytes"
+        elif self.windows is None:
+            phys = bus_addr
+        else:
+            for b, c, s in self.windows:
+                if b <= bus_addr < b + s:
+                    if bus_addr + size > b + s:
+                        reason = (f"access crosses the end of window bus 0x{b:x}+0x{s:x} "
+                                  f"(cpu 0x{c:x})")
+                    else:
+                        phys = c + (bus_addr - b)
+                    break
+            else:
+                reason = "bus address outside every dma-ranges window of this master"
+        if phys is not None and not self.bus.is_ram(phys, size):
+            reason = f"lands at phys 0x{phys:x}, which is not RAM"
+            phys = None
+        if phys is None:
+            self.bus.dma_log.records.append(
+                DmaRecord("refused", self.name, bus_addr, size, self.bus.clock.now,
+                          reason=reason, access=access)
+            )
+            log.warning("DMA %s by %s at bus 0x%x (+0x%x) refused: %s",
+                        access, self.name, bus_addr, size, reason)
+        return phys
+
+    def read(self, bus_addr: int, size: int) -> bytes | None:
+        phys = self._check(bus_addr, size, "read")
+        if phys is None:
+            return None
+        return bytes(self.bus.uc.mem_read(phys, size))
+
+    def write(self, bus_addr: int, data: bytes) -> bool:
+        phys = self._check(bus_addr, len(data), "write")
+        if phys is None:
+            return False
+        self.bus.uc.mem_write(phys, bytes(data))
+        self.bus.dma_log.records.append(
+            DmaRecord("write", self.name, bus_addr, len(data), self.bus.clock.now, phys=phys)
+        )
+        return True
