@@ -50,8 +50,6 @@ BASELINE = DEFAULT_ALLOCATOR
 DEFAULT_SPECS = ("bf", "bitmap", "bitmap(order_per_bit=2)", "te")
 #: a fragmentation sample is taken every this many operations
 SAMPLE_EVERY = 64
-import os as _o
-RATE=float(_o.environ.get('RATE','0.75'))
 
 ALLOC, FREE = 0, 1
 #: (ALLOC, id, size, alignment) or (FREE, id, 0, 0)
@@ -60,6 +58,7 @@ Op = tuple[int, int, int, int]
 _KIB, _MIB = 1 << 10, 1 << 20
 #: camera modes: (width, height, bytes per pixel) for YUYV and NV12 frames
 _CAMERA_MODES = ((640, 480, 2.0), (640, 480, 1.5), (1280, 720, 2.0), (1280, 720, 1.5))
+_CAMERA_PORTS, _DECODERS = 3, 2
 #: decoder reference frames: NV12 only
 _DECODER_MODES = ((640, 480, 1.5), (1280, 720, 1.5))
 
@@ -85,16 +84,17 @@ def make_workload(
     """Generate the camera/display/codec workload; the same arguments give the same ops.
 
     Time advances in frame ticks. The display holds two 1280x720 32-bit
-    framebuffers from the first tick on. Two camera ports start streaming
-    sessions at random: 4 to 8 frame buffers of one mode (640x480 or
-    1280x720, YUYV or NV12), 64 KiB aligned, freed together after 1500 to
-    5000 ticks. A video decoder opens sessions the same way with a pool of 4
-    to 8 NV12 reference frames. Between them, about one short-lived codec
-    buffer a tick: metadata (4 to 64 KiB, ~30 ticks), bitstream (64 to
-    512 KiB, ~60 ticks) and intermediate buffers (256 KiB to 1 MiB, ~20
-    ticks). Sizes scale with ``region_size`` relative to 64 MiB so the
-    pressure stays comparable; the sequence ends live (nothing is freed at
-    the end).
+    framebuffers from the first tick on. Three camera ports start streaming
+    sessions at random (1% a tick once idle for 200 ticks): 4 to 8 frame
+    buffers of one mode (640x480 or 1280x720, YUYV or NV12), 64 KiB aligned,
+    freed together after 1500 to 5000 ticks. Two video decoders open sessions
+    the same way with a pool of 4 to 8 NV12 reference frames. Meanwhile the
+    codec asks for two short-lived buffers a tick, with exponentially
+    distributed lifetimes: metadata (4 to 64 KiB, mean 30 ticks, 55%),
+    bitstream (64 to 256 KiB, mean 60 ticks, 30%) and intermediate buffers
+    (256 to 384 KiB, mean 20 ticks, 15%). Sizes scale with ``region_size``
+    relative to 64 MiB so the pressure stays comparable. The sequence makes
+    exactly ``allocs`` requests and ends live (nothing is freed at the end).
     """
     if allocs <= 0:
         raise InvalidArgument(f"allocation count must be positive, not {allocs}")
@@ -108,6 +108,8 @@ def make_workload(
 
     def request(size: float, alignment: int, lifetime: int | None) -> None:
         nonlocal next_id, made
+        if made >= allocs:
+            return
         pages = align_up(max(int(size * scale), 1), page_size)
         ops.append((ALLOC, next_id, pages, max(alignment, page_size)))
         if lifetime is not None:
@@ -124,21 +126,19 @@ def make_workload(
 
     for _ in range(2):
         request(1280 * 720 * 4, 4 * _KIB, None)
-    # streams: two camera ports and one decoder, idle until this tick
-    busy_until = [0] * int(_o.environ.get("STREAMS", "3"))
+    # streams (camera ports, then decoder instances): idle until this tick
+    busy_until = [0] * (_CAMERA_PORTS + _DECODERS)
     while made < allocs:
         tick += 1
         while expiries and expiries[0][0] <= tick:
             ops.append((FREE, heapq.heappop(expiries)[1], 0, 0))
         for stream, until in enumerate(busy_until):
             if tick >= until + 200 and rng.random() < 0.01:
-                if stream < 2:
+                if stream < _CAMERA_PORTS:
                     busy_until[stream] = session(_CAMERA_MODES, 64 * _KIB)
                 else:
                     busy_until[stream] = session(_DECODER_MODES, 4 * _KIB)
         for _ in range(2):
-            if rng.random() >= RATE:
-                continue
             kind = rng.random()
             if kind < 0.55:
                 request(rng.randint(1, 16) * 4 * _KIB, 4 * _KIB, int(rng.expovariate(1 / 30)))
@@ -151,7 +151,12 @@ def make_workload(
 
 @dataclass
 class Result:
-    """What one allocator did with the workload."""
+    """What one allocator did with the workload (over all seeds).
+
+    Sizes are bytes; ``*_end`` values are taken when the sequence ends (with
+    the long-lived buffers still held) and, like ``mean_ext_frag`` (sampled
+    every :data:`SAMPLE_EVERY` operations), averaged over the seeds.
+    """
 
     spec: str
     allocs_per_s: float
@@ -159,18 +164,18 @@ class Result:
     attempts: int
     successes: int
     success_rate: float
-    free_end: int
-    largest_free_end: int
+    free_end: float
+    largest_free_end: float
     ext_frag_end: float
     mean_ext_frag: float
-    waste_end: int
+    waste_end: float
 
 
 @dataclass
 class Report:
     """The side-by-side comparison, plus what is needed to reproduce it."""
 
-    seed: int
+    seeds: list[int]
     allocs: int
     region_size: int
     page_size: int
@@ -226,29 +231,76 @@ def _replay(allocator: Allocator, ops: Sequence[Op], sample: bool) -> tuple[int,
     return attempts, successes, samples
 
 
+def _measure(
+    spec: str, workloads: Sequence[Workload], region_start: int, repeat: int
+) -> tuple[float, Result]:
+    """Replay every workload: (best total host seconds, result without the ratio)."""
+    seconds = 0.0
+    attempts = successes = 0
+    free = largest = frag_end = frag_mean = waste = 0.0
+    for workload in workloads:
+        size, page = workload.region_size, workload.page_size
+        best = float("inf")
+        for _ in range(repeat):
+            allocator = make_allocator(spec, region_start, size, page)
+            began = time.perf_counter()
+            _replay(allocator, workload.ops, sample=False)
+            best = min(best, time.perf_counter() - began)
+        seconds += best
+        allocator = make_allocator(spec, region_start, size, page)
+        tried, served, samples = _replay(allocator, workload.ops, sample=True)
+        attempts += tried
+        successes += served
+        end_free, end_largest, end_frag = external_fragmentation(allocator)
+        free += end_free
+        largest += end_largest
+        frag_end += end_frag
+        frag_mean += sum(samples) / len(samples) if samples else 0.0
+        waste += allocator.debug_view().get("waste", 0)
+    n = len(workloads)
+    rate = attempts / seconds if seconds > 0 else float("inf")
+    return seconds, Result(
+        spec=spec,
+        allocs_per_s=rate,
+        ratio_to_baseline=1.0,
+        attempts=attempts,
+        successes=successes,
+        success_rate=successes / attempts if attempts else 1.0,
+        free_end=free / n,
+        largest_free_end=largest / n,
+        ext_frag_end=frag_end / n,
+        mean_ext_frag=frag_mean / n,
+        waste_end=waste / n,
+    )
+
+
 def run_bench(
     specs: Sequence[str] = DEFAULT_SPECS,
-    seed: int = 1,
+    seeds: Sequence[int] = (1,),
     allocs: int = 20000,
     region_size: int = 64 * _MIB,
     page_size: int = 4 * _KIB,
     repeat: int = 3,
     region_start: int = 0x6000_0000,
 ) -> Report:
-    """Replay one workload against each spec (``bf`` added first if missing).
+    """Replay the workload of each seed against each spec (``bf`` added first if missing).
 
     The rate is allocation requests divided by the host time of the whole
-    replay (frees included), best of ``repeat`` timed runs; fragmentation and
-    success come from a separate, untimed run that also samples the free
-    space every :data:`SAMPLE_EVERY` operations.
+    replay (frees included), best of ``repeat`` timed runs per seed;
+    fragmentation and success come from a separate, untimed run that also
+    samples the free space every :data:`SAMPLE_EVERY` operations.
     """
     if repeat <= 0:
         raise InvalidArgument(f"repeat must be positive, not {repeat}")
+    if not seeds:
+        raise InvalidArgument("at least one seed is needed")
     ordered = list(dict.fromkeys(s.strip() for s in specs))
     if BASELINE not in ordered:
         ordered.insert(0, BASELINE)
-    workload = make_workload(seed, allocs, region_size, page_size)
-    report = Report(seed, workload.num_allocs, region_size, page_size, repeat)
+    for spec in ordered:
+        make_allocator(spec, region_start, region_size, page_size)  # fail early on a bad spec
+    workloads = [make_workload(seed, allocs, region_size, page_size) for seed in seeds]
+    report = Report(list(seeds), allocs, region_size, page_size, repeat)
     report.machine = {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -257,35 +309,17 @@ def run_bench(
     }
     rates: dict[str, float] = {}
     for spec in ordered:
-        make_allocator(spec, region_start, region_size, page_size)  # fail early on a bad spec
-    for spec in ordered:
-        best = float("inf")
-        for _ in range(repeat):
-            allocator = make_allocator(spec, region_start, region_size, page_size)
-            began = time.perf_counter()
-            _replay(allocator, workload.ops, sample=False)
-            best = min(best, time.perf_counter() - began)
-        rates[spec] = workload.num_allocs / best if best > 0 else float("inf")
-        allocator = make_allocator(spec, region_start, region_size, page_size)
-        attempts, successes, samples = _replay(allocator, workload.ops, sample=True)
-        free, largest, frag = external_fragmentation(allocator)
-        waste = allocator.debug_view().get("waste", 0)
-        report.results.append(
-            Result(
-                spec=spec,
-                allocs_per_s=rates[spec],
-                ratio_to_baseline=rates[spec] / rates[BASELINE],
-                attempts=attempts,
-                successes=successes,
-                success_rate=successes / attempts if attempts else 1.0,
-                free_end=free,
-                largest_free_end=largest,
-                ext_frag_end=frag,
-                mean_ext_frag=sum(samples) / len(samples) if samples else 0.0,
-                waste_end=int(waste),
-            )
-        )
+        _, result = _measure(spec, workloads, region_start, repeat)
+        rates[spec] = result.allocs_per_s
+        result.ratio_to_baseline = result.allocs_per_s / rates[BASELINE]
+        report.results.append(result)
     return report
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"seeds {seeds[0]}..{seeds[-1]} (means)"
 
 
 def render_table(report: Report, out: IO[str]) -> None:
@@ -295,13 +329,20 @@ def render_table(report: Report, out: IO[str]) -> None:
 
     table = Table(
         title=(
-            f"CMA allocators: seed {report.seed}, {report.allocs} allocations, "
+            f"CMA allocators: {_seeds_text(report.seeds)}, {report.allocs} allocations each, "
             f"region {report.region_size // _MIB} MiB, page {report.page_size // _KIB} KiB"
         )
     )
     for header in (
-        "allocator", "allocs/s", f"vs {BASELINE}", "success", "largest free",
-        "free", "ext. frag (end)", "ext. frag (mean)", "waste",
+        "allocator",
+        "allocs/s",
+        f"vs {BASELINE}",
+        "success",
+        "largest free",
+        "free",
+        "ext. frag (end)",
+        "ext. frag (mean)",
+        "waste",
     ):
         table.add_column(header, justify="left" if header == "allocator" else "right")
     for r in report.results:
@@ -326,7 +367,8 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
         prog="bench-cma", description="Compare the CMA allocators on a fragmenting workload."
     )
     parser.add_argument("specs", nargs="*", metavar="SPEC", help="NAME or NAME(PARAMS)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="first seed")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds, averaged")
     parser.add_argument("--allocs", type=int, default=20000, help="allocation requests")
     parser.add_argument("--region-size", default="64M")
     parser.add_argument("--page-size", default="4K")
@@ -337,7 +379,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
     try:
         report = run_bench(
             specs=args.specs or DEFAULT_SPECS,
-            seed=args.seed,
+            seeds=range(args.seed, args.seed + max(args.seeds, 0)),
             allocs=args.allocs,
             region_size=parse_size(args.region_size),
             page_size=parse_size(args.page_size),

@@ -80,8 +80,7 @@ def _parse_region(text: str, pos: int) -> tuple[RegionSpec, int]:
         pos += 1
     if pos == name_start:
         raise ConfigError(
-            "expected a region name (letters, digits, '_'), "
-            f"not {_found(text, pos)}",
+            f"expected a region name (letters, digits, '_'), not {_found(text, pos)}",
             text,
             pos,
         )
@@ -229,8 +228,7 @@ def parse_map(text: str) -> tuple[MapRule, ...]:
                     )
                 if previous_device is None:
                     raise ConfigError(
-                        "'/KIND' reuses the device of the pattern before it, "
-                        "but there is none",
+                        "'/KIND' reuses the device of the pattern before it, but there is none",
                         text,
                         pattern_pos,
                     )
@@ -252,9 +250,7 @@ def parse_map(text: str) -> tuple[MapRule, ...]:
             while pos < len(text) and text[pos] not in _MAP_REGION_STOP:
                 pos += 1
             if pos == start:
-                raise ConfigError(
-                    f"expected a region name, not {_found(text, pos)}", text, pos
-                )
+                raise ConfigError(f"expected a region name, not {_found(text, pos)}", text, pos)
             regions.append(text[start:pos])
             if pos < len(text) and text[pos] == ",":
                 pos += 1
@@ -327,9 +323,7 @@ def parse_modern(text: str) -> RegionSpec | None:
             source=Source.MODERN,
         )
     if limit <= base:
-        raise ConfigError(
-            f"limit {limit:#x} must be above the base {base:#x}", text, limit_pos
-        )
+        raise ConfigError(f"limit {limit:#x} must be above the base {base:#x}", text, limit_pos)
     if limit - base < size:
         raise ConfigError(
             f"window {base:#x}-{limit:#x} is smaller than the size {size:#x}", text, base_pos

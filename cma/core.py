@@ -37,7 +37,7 @@ from cma.errors import (
     PlacementError,
     UnknownChunk,
 )
-from cma.patterns import select_regions
+from cma.patterns import match_pattern, select_regions
 from cma.placement import (
     ADDRESS_LIMIT,
     PlacedRegion,
@@ -560,8 +560,6 @@ def _device_regions(config: CmaConfig, links: Mapping[str, tuple[str, ...]],
     """Every region ``device`` may be served from, whatever the kind."""
     if device in links:
         return set(links[device])
-    from cma.patterns import match_pattern
-
     names: set[str] = set()
     for rule in config.rules:
         matching = [p for p in rule.patterns

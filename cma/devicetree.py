@@ -21,6 +21,7 @@ naming the node.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import libfdt
 
@@ -146,8 +147,7 @@ class _Tree:
             if value != root_value:
                 shown = "missing" if value == -1 else str(value)
                 raise ConfigError(
-                    f"{_RESERVED_MEMORY}: {what} must match the root's ({root_value}), "
-                    f"not {shown}"
+                    f"{_RESERVED_MEMORY}: {what} must match the root's ({root_value}), not {shown}"
                 )
         ranges = self.prop(node, "ranges")
         if ranges is None:
@@ -157,6 +157,15 @@ class _Tree:
                 f"{_RESERVED_MEMORY}: 'ranges' must be empty (1:1), not {len(ranges)} bytes"
             )
         return node
+
+
+@contextmanager
+def _malformed() -> Iterator[None]:
+    """Turn libfdt's complaints about a damaged blob into :class:`ConfigError`."""
+    try:
+        yield
+    except (libfdt.FdtException, UnicodeError) as err:
+        raise ConfigError(f"malformed device tree blob ({err})") from err
 
 
 def _is_pool(tree: _Tree, node: int) -> bool:
@@ -187,9 +196,7 @@ def _region(tree: _Tree, node: int) -> RegionSpec:
         if tree.has(node, "alignment"):
             alignment = tree.number(node, "alignment", tree.address_cells)
             if alignment and alignment & (alignment - 1):
-                raise ConfigError(
-                    f"{path}: alignment must be a power of two, not {alignment:#x}"
-                )
+                raise ConfigError(f"{path}: alignment must be a power of two, not {alignment:#x}")
         alloc_ranges = tuple(tree.pairs(node, "alloc-ranges"))
     else:
         raise ConfigError(f"{path}: a reserved-memory node needs 'reg' or 'size'")
@@ -229,9 +236,7 @@ def _links(tree: _Tree, reserved: int | None) -> tuple[tuple[str, tuple[str, ...
             if phandle not in (0, 0xFFFFFFFF):
                 target = tree.fdt.node_offset_by_phandle(phandle, _NOT_FOUND)
             if target < 0:
-                raise ConfigError(
-                    f"{path}: memory-region phandle {phandle:#x} points at no node"
-                )
+                raise ConfigError(f"{path}: memory-region phandle {phandle:#x} points at no node")
             parent = tree.fdt.parent_offset(target, _NOT_FOUND)
             if reserved is None or parent != reserved:
                 raise ConfigError(
@@ -257,8 +262,8 @@ def parse_reserved_memory(dtb: bytes) -> CmaConfig:
     with ``memory-region``; a phandle that resolves to nothing or to a node
     that is not a ``/reserved-memory`` child is an error.
     """
-    tree = _Tree(dtb)
-    try:
+    with _malformed():
+        tree = _Tree(dtb)
         reserved = tree.reserved_memory()
         regions: list[RegionSpec] = []
         if reserved is not None:
@@ -266,8 +271,6 @@ def parse_reserved_memory(dtb: bytes) -> CmaConfig:
                 if tree.enabled(child) and _is_pool(tree, child):
                     regions.append(_region(tree, child))
         return CmaConfig(regions=tuple(regions), links=_links(tree, reserved))
-    except libfdt.FdtException as err:
-        raise ConfigError(f"malformed device tree blob ({err})") from err
 
 
 def parse_carveouts(dtb: bytes) -> tuple[tuple[str, int, int], ...]:
@@ -281,9 +284,9 @@ def parse_carveouts(dtb: bytes) -> tuple[tuple[str, int, int], ...]:
     Dynamically placed non-pool nodes (``size`` without ``reg``) have no fixed
     place and are not listed.
     """
-    tree = _Tree(dtb)
     out: list[tuple[str, int, int]] = []
-    try:
+    with _malformed():
+        tree = _Tree(dtb)
         for index in range(tree.fdt.num_mem_rsv()):
             start, size = tree.fdt.get_mem_rsv(index)[-2:]
             if size:
@@ -298,8 +301,6 @@ def parse_carveouts(dtb: bytes) -> tuple[tuple[str, int, int], ...]:
                     entries = entries[1:]
                 name = tree.name(child)
                 out.extend((name, start, size) for start, size in entries if size)
-    except libfdt.FdtException as err:
-        raise ConfigError(f"malformed device tree blob ({err})") from err
     return tuple(out)
 
 
@@ -309,9 +310,9 @@ def parse_memory(dtb: bytes) -> tuple[tuple[int, int], ...]:
     ``linux,usable-memory`` replaces ``reg`` when present, and zero-sized
     entries are skipped, as in Linux's ``early_init_dt_scan_memory()``.
     """
-    tree = _Tree(dtb)
     banks: list[tuple[int, int]] = []
-    try:
+    with _malformed():
+        tree = _Tree(dtb)
         for child in tree.subnodes(0):
             if tree.strings(child, "device_type")[:1] != ["memory"]:
                 continue
@@ -319,6 +320,4 @@ def parse_memory(dtb: bytes) -> tuple[tuple[int, int], ...]:
                 continue
             name = "linux,usable-memory" if tree.has(child, "linux,usable-memory") else "reg"
             banks.extend((start, size) for start, size in tree.pairs(child, name) if size)
-    except libfdt.FdtException as err:
-        raise ConfigError(f"malformed device tree blob ({err})") from err
     return tuple(banks)

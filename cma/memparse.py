@@ -46,11 +46,7 @@ def memparse(text: str, pos: int = 0) -> tuple[int, int]:
         raise ConfigError(f"expected a number, not {found}", text, pos)
     base = 10
     if text[pos] == "0":
-        if (
-            pos + 2 < len(text)
-            and text[pos + 1] in "xX"
-            and _digit_value(text[pos + 2]) < 16
-        ):
+        if pos + 2 < len(text) and text[pos + 1] in "xX" and _digit_value(text[pos + 2]) < 16:
             base = 16
             pos += 2
         else:
@@ -66,9 +62,7 @@ def memparse(text: str, pos: int = 0) -> tuple[int, int]:
         value <<= SUFFIX_SHIFTS[text[pos].upper()]
         pos += 1
     if value >= _U64_LIMIT:
-        raise ConfigError(
-            f"number {text[start:pos]!r} does not fit in 64 bits", text, start
-        )
+        raise ConfigError(f"number {text[start:pos]!r} does not fit in 64 bits", text, start)
     return value, pos
 
 

@@ -134,7 +134,11 @@ def parse_size(text: str) -> int:
     if not match:
         raise InvalidArgument(f"size must be a number with an optional K/M/G suffix, not {text!r}")
     digits, suffix = match.groups()
-    value = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 8 if digits[0] == "0" else 10)
+    value = (
+        int(digits, 16)
+        if digits[:2].lower() == "0x"
+        else int(digits, 8 if digits[0] == "0" else 10)
+    )
     return value << _SUFFIXES.get(suffix.upper(), 0)
 
 
@@ -193,9 +197,7 @@ class AllocationLedger:
         """Check that ``[addr, addr + size)`` is exactly one allocated extent, then forget it."""
         where = f"{self._owner}: free of {addr:#x}+{size:#x}"
         if addr < self._start or addr + size > self._end or size <= 0:
-            raise InvalidArgument(
-                f"{where} is outside the region {self._start:#x}-{self._end:#x}"
-            )
+            raise InvalidArgument(f"{where} is outside the region {self._start:#x}-{self._end:#x}")
         held = self._extents.get(addr)
         if held is None:
             for start, length in self._extents.items():

@@ -9,11 +9,17 @@ the next frame buffer. This allocator sends requests of at least
 *bottom*, so the churn of small blocks stays in one end and the free space
 between the two ends remains one large extent.
 
-Placement within each end is first fit counted from that end (the highest
-extent that fits for big requests, the lowest for small ones), which packs
-each class against its own end.
+Each request still takes the best-fitting free extent (so small blocks fill
+the gaps between large ones, as in ``bf``), but inside it a big block goes to
+the top end, a small one to the bottom end, and among equally good extents a
+big block prefers the highest, a small one the lowest. When the best fit is
+the large free extent in the middle, the two classes thus grow towards each
+other from opposite sides instead of interleaving.
 
-Parameter: ``threshold=SIZE`` (memparse syntax, default ``512K``).
+Parameter: ``threshold=SIZE`` (memparse syntax, default ``400K``: just under
+the smallest frame buffer in common use, 640x480 NV12 at 450 KiB, and above
+the scratch and bitstream buffers a codec recycles every few frames). Set it
+just below the smallest long-lived buffer of the platform.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from cma.allocators.bestfit import BestFit
 from cma.errors import InvalidArgument
 
 #: requests of at least this many bytes go to the top unless ``threshold=`` says otherwise
-DEFAULT_THRESHOLD = 512 << 10
+DEFAULT_THRESHOLD = 400 << 10
 
 
 @register
@@ -49,7 +55,7 @@ class TwoEnded(BestFit):
                 )
 
     def _find(self, size: int, alignment: int) -> tuple[int, int] | None:
-        return self._free.find_first(size, alignment, top=size >= self.threshold)
+        return self._free.find_best(size, alignment, top=size >= self.threshold)
 
     def debug_view(self) -> dict[str, Any]:
         """The best-fit view plus the threshold in bytes."""

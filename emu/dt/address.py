@@ -49,8 +49,7 @@ def _translate(node: Node, address: int) -> tuple[int | None, str]:
         triplets = ranges_triplets(bus)
         if triplets is None:
             return None, (
-                f"{bus.path} has no 'ranges', so {address:#x} on that bus is not "
-                "visible to the CPU"
+                f"{bus.path} has no 'ranges', so {address:#x} on that bus is not visible to the CPU"
             )
         if triplets:
             for child, parent, size in triplets:

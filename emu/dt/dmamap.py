@@ -17,8 +17,11 @@ The walk mirrors ``of_dma_configure_id`` → ``of_dma_get_range`` →
    contiguous in both spaces merge into one window, as Linux's range parser does.
 
 When Linux finds no usable map (``-ENODEV``/``-EINVAL``) a platform device still gets
-DMA with no translation, so the result is identity; :attr:`DmaMap.problem` says why
-when the tree looks like it meant something else, and ``strict=True`` raises instead.
+DMA with no translation, so the result is identity. :attr:`DmaMap.problem` says why when
+that discards a translation the tree declares (a non-empty ``dma-ranges`` above the gap,
+or entries that do not translate), and ``strict=True`` raises instead. A chain of empty
+``dma-ranges`` that simply stops (``/soc { dma-ranges; }`` under a root without one) is
+1:1 however it is read and is not reported.
 """
 
 from __future__ import annotations
@@ -109,8 +112,9 @@ def dma_parent(tree: DeviceTree, node: Node) -> Node | None:
         names = node.get_strings("interconnect-names")
         if "dma-mem" not in names:
             return node.parent
-        target = _phandle_args_target(tree, node, "interconnects", "#interconnect-cells",
-                                      names.index("dma-mem"))
+        target = _phandle_args_target(
+            tree, node, "interconnects", "#interconnect-cells", names.index("dma-mem")
+        )
     except DeviceTreeError:
         # Linux falls back to the tree parent when the reference cannot be parsed.
         return node.parent
@@ -199,13 +203,13 @@ def dma_map_for(tree: DeviceTree, node: Node | str, *, strict: bool = False) -> 
             break
         if value is None and not first:
             ignored = _next_nonempty_dma_ranges(tree, bus)
-            if seen_empty is None and ignored is None:
+            if ignored is None:
+                # 1:1 whichever way the tree is read: nothing is lost
                 return base
             reason = f"{bus.path} has no 'dma-ranges'"
             if seen_empty is not None:
                 reason += f" although {seen_empty.path} below it has one"
-            if ignored is not None:
-                reason += f", so the 'dma-ranges' of {ignored.path} does not apply"
+            reason += f", so the 'dma-ranges' of {ignored.path} does not apply"
             return fail(reason + " (Linux then maps 1:1)")
         if value is not None:
             seen_empty = bus

@@ -92,26 +92,24 @@ def add_reserved_memory(tree: DeviceTree, pools: Iterable[ReservedPool]) -> list
     root = tree.root
     na, ns = root.address_cells, root.size_cells
     parent = root.child("reserved-memory")
-    if parent is None:
-        parent = root.add_child("reserved-memory")
-        parent.set_prop("#address-cells", na)
-        parent.set_prop("#size-cells", ns)
-        parent.set_prop("ranges", True)
-    elif (parent.address_cells, parent.size_cells) != (na, ns) or parent.props.get("ranges"):
+    existing = parent.children if parent is not None else []
+    if parent is not None and (
+        (parent.address_cells, parent.size_cells) != (na, ns) or parent.props.get("ranges")
+    ):
         raise DeviceTreeError(
             f"{parent.path}: must use the root's cells ({na}/{ns}) and an empty 'ranges'"
         )
 
     taken: list[tuple[int, int, str]] = [
         (address, address + size, child.path)
-        for child in parent.children
+        for child in existing
         if "reg" in child.props
         for address, size in child.reg
     ]
-    defaults = [c.path for c in parent.children if "linux,cma-default" in c.props]
+    names = {child.name for child in existing}
+    defaults = [c.path for c in existing if "linux,cma-default" in c.props]
     banks = tree.memory_banks()
-    phandles = tree.phandles()
-    nodes: list[Node] = []
+    phandles: dict[int, str] = {ph: node.path for ph, node in tree.phandles().items()}
     for pool in pools:
         for start, end, where in taken:
             if pool.base < end and start < pool.end:
@@ -129,7 +127,28 @@ def add_reserved_memory(tree: DeviceTree, pools: Iterable[ReservedPool]) -> list
                 raise DeviceTreeError(
                     f"pool {pool.name!r}: {defaults[0]} is already the default CMA area"
                 )
-            defaults.append(pool.name)
+            defaults.append(f"pool {pool.name!r}")
+        if pool.phandle is not None:
+            owner = phandles.get(pool.phandle)
+            if owner is not None or not 0 < pool.phandle < 0xFFFFFFFF:
+                raise DeviceTreeError(
+                    f"pool {pool.name!r}: phandle {pool.phandle:#x} is "
+                    + (f"already used by {owner}" if owner else "not a valid phandle")
+                )
+            phandles[pool.phandle] = f"pool {pool.name!r}"
+        if pool.node_name in names:
+            raise DeviceTreeError(f"pool {pool.name!r}: {pool.node_name} already exists")
+        names.add(pool.node_name)
+        taken.append((pool.base, pool.end, f"/reserved-memory/{pool.node_name}"))
+
+    if parent is None:
+        parent = root.add_child("reserved-memory")
+        parent.set_prop("#address-cells", na)
+        parent.set_prop("#size-cells", ns)
+        parent.set_prop("ranges", True)
+
+    nodes: list[Node] = []
+    for pool in pools:
         node = parent.add_child(pool.node_name)
         node.set_prop("compatible", "shared-dma-pool")
         node.props["reg"] = encode_cells([pool.base], na) + encode_cells([pool.size], ns)
@@ -140,15 +159,7 @@ def add_reserved_memory(tree: DeviceTree, pools: Iterable[ReservedPool]) -> list
         if pool.default:
             node.set_prop("linux,cma-default", True)
         if pool.phandle is not None:
-            if pool.phandle in phandles or not 0 < pool.phandle < 0xFFFFFFFF:
-                owner = phandles.get(pool.phandle)
-                raise DeviceTreeError(
-                    f"pool {pool.name!r}: phandle {pool.phandle:#x} is "
-                    + (f"already used by {owner.path}" if owner else "not a valid phandle")
-                )
             node.set_prop("phandle", pool.phandle)
-            phandles[pool.phandle] = node
-        taken.append((pool.base, pool.end, node.path))
         nodes.append(node)
     return nodes
 

@@ -63,11 +63,12 @@ def encode_value(value: PropValue) -> bytes:
         return value.encode() + b"\0"
     if isinstance(value, int):
         return encode_cells([value])
-    items = list(value)
-    if all(isinstance(item, str) for item in items) and items:
-        return b"".join(str(item).encode() + b"\0" for item in items)
-    if all(isinstance(item, int) for item in items):
-        return encode_cells([int(item) for item in items])
+    strings = [item for item in value if isinstance(item, str)]
+    numbers = [item for item in value if isinstance(item, int)]
+    if strings and len(strings) == len(value):
+        return b"".join(item.encode() + b"\0" for item in strings)
+    if len(numbers) == len(value):
+        return encode_cells(numbers)
     raise DeviceTreeError(f"cannot encode property value {value!r}")
 
 
@@ -325,8 +326,9 @@ class DeviceTree:
         if data[:4] == FDT_MAGIC.to_bytes(4, "big"):
             tree = cls.from_dtb(data, source=str(path))
         else:
-            blob = run_dtc(["-I", "dts", "-O", "dtb", "-i", str(path.parent), str(path)], None,
-                           what=str(path))
+            blob = run_dtc(
+                ["-I", "dts", "-O", "dtb", "-i", str(path.parent), str(path)], None, what=str(path)
+            )
             tree = cls.from_dtb(blob, source=str(path))
         return tree
 
@@ -531,6 +533,7 @@ def run_dtc(args: Sequence[str], stdin: bytes | None, what: str) -> bytes:
         [dtc, "-q", "-o", "-", *args], input=stdin, capture_output=True, check=False
     )
     if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip() or f"exit status {result.returncode}"
+        message = result.stderr.decode(errors="replace").strip()
+        message = message or f"exit status {result.returncode}"
         raise DeviceTreeError(f"dtc failed on {what}:\n{message}")
     return result.stdout

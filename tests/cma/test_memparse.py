@@ -46,7 +46,9 @@ def test_memparse_starts_at_pos() -> None:
     assert memparse("r=64M@0x1000", 6) == (0x1000, 12)
 
 
-@pytest.mark.parametrize(("text", "pos"), [("", 0), ("M", 0), ("r=", 2), ("-1", 0), (" 1", 0), ("x1", 0)])
+@pytest.mark.parametrize(
+    ("text", "pos"), [("", 0), ("M", 0), ("r=", 2), ("-1", 0), (" 1", 0), ("x1", 0)]
+)
 def test_memparse_without_digits_raises_with_position(text: str, pos: int) -> None:
     with pytest.raises(ConfigError) as info:
         memparse(text, pos)
@@ -81,7 +83,11 @@ def test_memparse_reads_decimal_hex_and_octal_renderings(n: int) -> None:
 
 
 @settings(max_examples=150)
-@given(st.integers(min_value=0, max_value=(1 << 20) - 1), st.sampled_from(sorted(SUFFIX_SHIFTS)), st.booleans())
+@given(
+    st.integers(min_value=0, max_value=(1 << 20) - 1),
+    st.sampled_from(sorted(SUFFIX_SHIFTS)),
+    st.booleans(),
+)
 def test_memparse_suffixes_are_binary_multiples(n: int, suffix: str, lower: bool) -> None:
     shift = SUFFIX_SHIFTS[suffix]
     text = f"{n}{suffix.lower() if lower else suffix}"

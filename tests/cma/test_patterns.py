@@ -91,9 +91,7 @@ def test_select_regions_returns_none_when_nothing_matches() -> None:
 
 
 def test_select_regions_on_the_2010_documentation_example() -> None:
-    rules = parse_map(
-        "foo=r1;foo/quaz=r2;/quaz=r2;foo/*=r3;/*=r3;bar/*=r1,r2;baz?/a*,baz?/b*=r3"
-    )
+    rules = parse_map("foo=r1;foo/quaz=r2;/quaz=r2;foo/*=r3;/*=r3;bar/*=r1,r2;baz?/a*,baz?/b*=r3")
     # a bare device part matches every kind, so "foo" takes all of foo's requests
     assert select_regions(rules, "foo", None) == ("r1",)
     assert select_regions(rules, "foo", "quaz") == ("r1",)

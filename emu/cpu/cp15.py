@@ -1,0 +1,255 @@
+"""The generic-timer intercept: CP15 c14 accesses answered from virtual time.
+
+Unicorn drops guest writes of CNTV/CNTP CVAL and CTL and lets its counter
+follow the host's clock, so every ``MRC/MCR p15, <opc1>, Rt, c14, ...`` and
+``MRRC/MCRR p15, <opc1>, Rt, Rt2, c14`` is emulated here against the
+:class:`~emu.devices.timer.arm_generic_timer.GenericTimer` model: a read sets
+the destination register(s), a write forwards the value, and the instruction
+is skipped by moving PC on. Only the addresses of such instructions carry a
+code hook (a single-address ``UC_HOOK_CODE`` costs nothing elsewhere).
+
+Finding them while code moves at run time (U-Boot relocates itself):
+
+- ``page`` mode (default): ``UC_HOOK_EDGE_GENERATED`` fires only when Unicorn
+  chains two translated blocks, i.e. about once per block, never per
+  execution. The first time a block address is seen, the whole 4 KiB page
+  around it (and around its predecessor) is scanned for the four encodings, in
+  ARM and Thumb alignment. The run loop also scans the page at each slice's
+  start PC and the exception vectors. A scan result is cached per page with
+  the CRC of its bytes, so rewritten code is scanned again.
+- ``block`` mode: ``UC_HOOK_BLOCK`` on every executed block (exact coverage,
+  about ten times slower).
+
+A new site is hooked at once, then Unicorn is stopped so the blocks that
+already hold it are retranslated (``ctl_remove_cache``) before they run.
+The encodings are matched with bit masks (ARM and Thumb-2 coprocessor forms
+share their low 28 bits) instead of a disassembler, which is what keeps a
+4 KiB scan near a millisecond.
+
+Conditional instructions are honoured (ARM condition field, Thumb IT state).
+A counter read repeated from the same address within one run slice is a
+polling loop: the intercept stops the slice and the machine lets virtual time
+run to the slice's end (see docs/time.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_EDGE_GENERATED, Uc
+
+from emu.cpu.core import CPSR_T, Cpu
+from emu.devices.timer.arm_generic_timer import CP15_TIMER_REGS, GenericTimer
+
+log = logging.getLogger("emu.cpu.cp15")
+
+PAGE = 0x1000
+COUNTER_REGS = frozenset({"CNTPCT", "CNTVCT"})
+
+
+@dataclass(frozen=True)
+class Site:
+    """A decoded coprocessor access at one virtual address."""
+
+    address: int
+    thumb: bool
+    word: int  # ARM encoding, or hw1 << 16 | hw2 for Thumb-2
+    name: str
+
+
+def decode(word: int) -> tuple[str, bool, bool] | None:
+    """(register name, is_read, is64) when ``word`` is an MRC/MCR/MRRC/MCRR p15 c14."""
+    if (word >> 8) & 0xF != 15:
+        return None
+    if (word & 0x0F00_0010) == 0x0E00_0010:  # MRC/MCR
+        opc1, crn, opc2, crm = (word >> 21) & 7, (word >> 16) & 0xF, (word >> 5) & 7, word & 0xF
+        if crn != 14:
+            return None
+        name = CP15_TIMER_REGS.get((15, opc1, crn, crm, opc2))
+        return (name, bool(word & (1 << 20)), False) if name else None
+    if (word & 0x0FE0_0000) == 0x0C40_0000:  # MRRC/MCRR
+        opc1, crm = (word >> 4) & 0xF, word & 0xF
+        if crm != 14:
+            return None
+        name = CP15_TIMER_REGS.get((15, opc1, crm))
+        return (name, bool(word & (1 << 20)), True) if name else None
+    return None
+
+
+def _cond_passed(cond: int, cpsr: int) -> bool:
+    n, z, c, v = (cpsr >> 31) & 1, (cpsr >> 30) & 1, (cpsr >> 29) & 1, (cpsr >> 28) & 1
+    base = cond >> 1
+    result = [z == 1, c == 1, n == 1, v == 1, c == 1 and z == 0, n == v,
+              n == v and z == 0, True][base]
+    if cond & 1 and cond != 0xF:
+        result = not result
+    return result
+
+
+def _itstate(cpsr: int) -> int:
+    return ((cpsr >> 25) & 3) | ((cpsr >> 10) & 0x3F) << 2
+
+
+def _with_itstate(cpsr: int, it: int) -> int:
+    cpsr &= ~((3 << 25) | (0x3F << 10))
+    return cpsr | (it & 3) << 25 | ((it >> 2) & 0x3F) << 10
+
+
+def scan_page(data: bytes, base: int) -> list[tuple[int, bool, int]]:
+    """Candidate sites in one page: (address, thumb, word)."""
+    found: list[tuple[int, bool, int]] = []
+    words = array("I", data[: len(data) & ~3])
+    for i, w in enumerate(words):
+        if (w & 0x0F00_0F10) == 0x0E00_0F10 and (w >> 16) & 0xF == 14 and decode(w) \
+                or (w & 0x0FE0_0F0F) == 0x0C40_0F0E and decode(w):
+            found.append((base + 4 * i, False, w))
+    halves = array("H", data[: len(data) & ~1])
+    for i in range(len(halves) - 1):
+        h1 = halves[i]
+        if (h1 & 0xEF0F) == 0xEE0E or (h1 & 0xEFE0) == 0xEC40:
+            w = h1 << 16 | halves[i + 1]
+            if decode(w):
+                found.append((base + 2 * i, True, w))
+    return found
+
+
+class TimerIntercept:
+    """Hooks the CP15 c14 instructions of the guest and answers them from the timer model."""
+
+    def __init__(self, cpu: Cpu, timer: GenericTimer,
+                 read_page: Callable[[int], bytes | None], mode: str = "page") -> None:
+        if mode not in ("page", "block"):
+            raise ValueError(f"intercept mode must be 'page' or 'block', not {mode!r}")
+        self.cpu = cpu
+        self.timer = timer
+        self.read_page = read_page
+        self.mode = mode
+        self.sites: dict[int, Site] = {}
+        self._page_crc: dict[int, int] = {}
+        self._seen_blocks: set[int] = set()
+        self._hooked: dict[tuple[int, bool], int] = {}
+        self.flush_ranges: list[tuple[int, int]] = []
+        self.poll_stop = False
+        self._slice_reads: set[int] = set()
+        self.stats = {"pages_scanned": 0, "scan_seconds": 0.0, "sites": 0, "emulated": 0,
+                      "discovery_stops": 0, "poll_stops": 0, "edge_events": 0}
+
+    def install(self) -> None:
+        uc = self.cpu.uc
+        if self.mode == "page":
+            uc.hook_add(UC_HOOK_EDGE_GENERATED, self._on_edge)
+        else:
+            uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+
+    def new_slice(self) -> None:
+        """Forget the counter-read history (called at each slice start)."""
+        self._slice_reads.clear()
+        self.poll_stop = False
+
+    # discovery -------------------------------------------------------------
+    def _on_edge(self, uc: Uc, cur: Any, prev: Any, user: Any) -> None:
+        self.stats["edge_events"] += 1
+        for pc in (int(cur.pc), int(prev.pc)):
+            if pc not in self._seen_blocks:
+                self._seen_blocks.add(pc)
+                if self.scan(pc):
+                    self.stats["discovery_stops"] += 1
+                    uc.emu_stop()
+
+    def _on_block(self, uc: Uc, address: int, size: int, user: Any) -> None:
+        if address in self._seen_blocks:
+            return
+        self._seen_blocks.add(address)
+        if self.scan(address):
+            self.stats["discovery_stops"] += 1
+            uc.emu_stop()
+
+    def scan(self, va: int) -> bool:
+        """Scan the page holding ``va``; True when new sites were hooked (a flush is due)."""
+        page = va & ~(PAGE - 1)
+        t0 = time.perf_counter()
+        data = self.read_page(page)
+        if data is None:
+            return False
+        crc = zlib.crc32(data)
+        if self._page_crc.get(page) == crc:
+            return False
+        self._page_crc[page] = crc
+        self.stats["pages_scanned"] += 1
+        added = False
+        for addr, thumb, word in scan_page(data, page):
+            decoded = decode(word)
+            if decoded is None:
+                continue
+            old = self.sites.get(addr)
+            site = Site(addr, thumb, word, decoded[0])
+            if old == site:
+                continue
+            self.sites[addr] = site
+            if (addr, thumb) not in self._hooked:
+                self._hooked[(addr, thumb)] = self.cpu.uc.hook_add(
+                    UC_HOOK_CODE, self._on_site, begin=addr, end=addr)
+            self.flush_ranges.append((addr, addr + 4))
+            added = True
+        self.stats["sites"] = len(self.sites)
+        self.stats["scan_seconds"] += time.perf_counter() - t0
+        return added
+
+    def take_flush(self) -> list[tuple[int, int]]:
+        """Ranges whose translated blocks must be dropped before running again."""
+        out, self.flush_ranges = self.flush_ranges, []
+        return out
+
+    # emulation ----------------------------------------------------------------
+    def _on_site(self, uc: Uc, address: int, size: int, user: Any) -> None:
+        cpu = self.cpu
+        site = self.sites.get(address)
+        if site is None:
+            return
+        cpsr = cpu.cpsr
+        thumb = bool(cpsr & CPSR_T)
+        if thumb != site.thumb:
+            return
+        decoded = decode(site.word)
+        if decoded is None:
+            return
+        name, is_read, is64 = decoded
+        word = site.word
+        it = _itstate(cpsr) if thumb else 0
+        cond = (it >> 4) if thumb and it & 0xF else (0xE if thumb else word >> 28)
+        passed = _cond_passed(cond, cpsr)
+        rt, rt2 = (word >> 12) & 0xF, (word >> 16) & 0xF
+        if passed:
+            if is_read and name in COUNTER_REGS:
+                if address in self._slice_reads:
+                    self.poll_stop = True
+                    self.stats["poll_stops"] += 1
+                    uc.emu_stop()
+                    return
+                self._slice_reads.add(address)
+            self.stats["emulated"] += 1
+            if is_read:
+                value = self.timer.read_cp15(name)
+                if is64:
+                    cpu.set_reg(rt, value & 0xFFFF_FFFF)
+                    cpu.set_reg(rt2, value >> 32)
+                elif rt == 15:
+                    cpu.set_cpsr((cpsr & 0x0FFF_FFFF) | (value & 0xF000_0000))
+                    cpsr = cpu.cpsr
+                else:
+                    cpu.set_reg(rt, value)
+            else:
+                value = cpu.reg(rt)
+                if is64:
+                    value |= cpu.reg(rt2) << 32
+                self.timer.write_cp15(name, value)
+        if thumb and it & 0xF:
+            it = 0 if it & 7 == 0 else (it & 0xE0) | ((it << 1) & 0x1F)
+            cpu.set_cpsr(_with_itstate(cpsr, it))
+        cpu.set_pc(address + 4, thumb)

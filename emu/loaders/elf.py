@@ -1,0 +1,85 @@
+"""ELF32 ARM images: PT_LOAD segments at their physical addresses, symbols for traces."""
+
+from __future__ import annotations
+
+import bisect
+import io
+from typing import ClassVar
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from emu.errors import ImageError
+from emu.loaders.raw import Segment
+
+EM_ARM = 40
+
+
+class ElfImage:
+    """A little-endian 32-bit ARM ELF executable."""
+
+    kind: ClassVar[str] = "elf"
+
+    def __init__(self, data: bytes, name: str = "<elf>") -> None:
+        self.name = name
+        try:
+            elf = ELFFile(io.BytesIO(data))
+            if elf.elfclass != 32 or not elf.little_endian:
+                raise ImageError(f"{name}: only little-endian ELF32 images are supported")
+            if elf["e_machine"] not in ("EM_ARM", EM_ARM):
+                raise ImageError(f"{name}: ELF machine must be ARM, not {elf['e_machine']!r}")
+            self._segments: list[Segment] = []
+            vaddr_map: list[tuple[int, int, int]] = []
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
+                    continue
+                self._segments.append(
+                    Segment(seg["p_paddr"], seg.data()[: seg["p_filesz"]], seg["p_memsz"])
+                )
+                vaddr_map.append((seg["p_vaddr"], seg["p_paddr"], seg["p_memsz"]))
+            if not self._segments:
+                raise ImageError(f"{name}: ELF has no loadable (PT_LOAD) segment")
+            entry = elf["e_entry"]
+            for v, p, s in vaddr_map:
+                if v <= entry & ~1 < v + s:
+                    entry = p + (entry - v)
+                    break
+            self.entry = entry
+            syms: dict[int, str] = {}
+            for sec in elf.iter_sections():
+                if isinstance(sec, SymbolTableSection):
+                    for sym in sec.iter_symbols():
+                        if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE",
+                                                                   "STT_OBJECT") \
+                                and sym["st_shndx"] != "SHN_UNDEF" and not sym.name.startswith("$"):
+                            syms.setdefault(sym["st_value"] & ~1, sym.name)
+        except ELFError as exc:
+            raise ImageError(f"{name}: not a valid ELF image: {exc}") from exc
+        except (ValueError, KeyError, IndexError) as exc:  # truncated files
+            raise ImageError(f"{name}: damaged ELF image: {exc}") from exc
+        order = sorted(syms.items())
+        self._sym_addrs = [a for a, _ in order]
+        self._sym_names = [n for _, n in order]
+
+    @staticmethod
+    def is_compatible(data: bytes) -> bool:
+        return data[:4] == b"\x7fELF"
+
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    def symbol(self, name: str) -> int | None:
+        """The address of symbol ``name`` (None when absent)."""
+        for a, n in zip(self._sym_addrs, self._sym_names, strict=True):
+            if n == name:
+                return a
+        return None
+
+    def symbolize(self, addr: int) -> str:
+        """``"name+0x10"`` for the nearest symbol at or below ``addr``; hex when none."""
+        i = bisect.bisect_right(self._sym_addrs, addr & ~1) - 1
+        if i < 0:
+            return f"0x{addr:08x}"
+        off = (addr & ~1) - self._sym_addrs[i]
+        return self._sym_names[i] + (f"+0x{off:x}" if off else "")

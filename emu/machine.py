@@ -1,0 +1,559 @@
+"""The machine: a board's device tree turned into a running ARMv7-A system on Unicorn.
+
+:class:`Machine` builds RAM, flash, the GIC, the generic timer, the device
+models and unimplemented stubs from the device tree, gives every DMA master
+its bus view, loads images, and runs the CPU in slices of virtual time:
+
+- a slice is ``emu_start(count=N)`` with N up to the next clock deadline (and
+  at most :attr:`Machine.max_slice` ticks); one tick is one instruction;
+- between slices the clock advances and runs device events, IRQs are taken
+  (GIC output high and CPSR.I clear), scripted console input moves on, and
+  the stop conditions are checked;
+- WFI lets virtual time jump to the next deadline (no deadline and no input:
+  the run stops as "idle").
+
+See docs/machine.md and docs/time.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unicorn import UcError
+
+from emu.boards import load_board
+from emu.bus import Bus, BusView
+from emu.clock import VirtualClock
+from emu.cpu.core import CPSR_F, CPSR_I, Cpu
+from emu.cpu.cp15 import TimerIntercept
+from emu.cpu.exceptions import ExceptionUnit
+from emu.devices.base import Device, DeviceContext, DeviceLog, IrqLine, Unimplemented
+from emu.devices.intc.gic import Gic
+from emu.devices.registry import device_class_for, mmio_blocks
+from emu.devices.timer.arm_generic_timer import TIMER_INTIDS, GenericTimer
+from emu.dt import guest
+from emu.dt.address import cpu_reg_windows
+from emu.dt.dmamap import dma_map_for, dma_masters
+from emu.dt.tree import DeviceTree, Node
+from emu.errors import ConfigurationError, ImageError
+from emu.loaders import ElfImage, RawImage, ZImage, read_image
+from emu.loaders.boot import BootPlan, linux_regs, place_dtb, place_initrd
+from emu.loaders.raw import Segment
+from emu.loaders.zimage import TEXT_OFFSET
+from emu.services.psci import Psci
+from emu.services.smccc import Call, SmcccDispatcher
+
+log = logging.getLogger("emu.machine")
+
+#: the address handed to ``emu_start`` as ``until``: never executed (see the facts on traps)
+NEVER_EXECUTED = 0xFFFF_FFFE
+DEFAULT_CLOCK_HZ = 100_000_000
+DEFAULT_TIMER_HZ = 62_500_000  # QEMU's virt counter frequency
+TIMER_ORDER = ("CNTPS", "CNTP", "CNTV", "CNTHP")  # arm,armv7-timer "interrupts" order
+
+STOP_REASONS = ("until", "poweroff", "reset", "idle", "max-instructions", "max-seconds", "fault")
+
+
+@dataclass
+class RunResult:
+    """How a run ended, with the numbers the summary and the JSON result show."""
+
+    reason: str
+    instructions: int
+    ticks: int
+    virtual_seconds: float
+    wall_seconds: float
+    pc: int
+    exit_status: int | None = None
+    message: str = ""
+
+    @property
+    def mips(self) -> float:
+        return self.instructions / self.wall_seconds / 1e6 if self.wall_seconds > 0 else 0.0
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "reason": self.reason, "exit_status": self.exit_status, "message": self.message,
+            "instructions": self.instructions, "ticks": self.ticks,
+            "virtual_seconds": self.virtual_seconds, "wall_seconds": round(self.wall_seconds, 3),
+            "mips": round(self.mips, 2), "pc": self.pc,
+        }
+
+
+@dataclass
+class _Input:
+    text: bytes
+    after: str | None
+
+
+@dataclass
+class _DeviceEntry:
+    node: str
+    device: Device
+    windows: list[tuple[int, int]] = field(default_factory=list)
+
+
+class Machine:
+    """One single-CPU ARMv7-A machine described by a device tree."""
+
+    def __init__(self, board: DeviceTree | str | Path, cpu: str = "cortex-a15",
+                 clock_hz: int = DEFAULT_CLOCK_HZ,
+                 console: Callable[[bytes], None] | None = None, *,
+                 max_slice: int | None = None, intercept: str = "page",
+                 char_interval: int | None = None) -> None:
+        self.tree = board if isinstance(board, DeviceTree) else load_board(board)
+        self.clock = VirtualClock(clock_hz)
+        self.cpu = Cpu(cpu)
+        self.bus = Bus(self.cpu.uc, self.clock)
+        self.console_sink = console
+        self.console = bytearray()
+        self.max_slice = max_slice or max(clock_hz // 1000, 1000)
+        self.char_interval = char_interval or max(clock_hz // 10_000, 1)
+        self.smccc = SmcccDispatcher()
+        self.psci = Psci(self.request_stop)
+        self.psci.register(self.smccc)
+        self.exceptions = ExceptionUnit(self.cpu, self.bus, self._service_call)
+        self.exceptions.on_fatal = lambda msg: self.request_stop("fault", None, msg)
+        self.devices: dict[str, _DeviceEntry] = {}
+        self.stubs: dict[str, Unimplemented] = {}
+        self.views: dict[str, BusView] = {}
+        self.logs: list[DeviceLog] = [self.exceptions.log]
+        self.gic: Gic | None = None
+        self.timer: GenericTimer | None = None
+        self.uart: Device | None = None
+        self.irq_deliveries: list[tuple[int, str]] = []
+        self.instructions = 0
+        self.idle_ticks = 0
+        self.symbols: ElfImage | None = None
+        self.boot: BootPlan | None = None
+        self._dtb_override: bytes | None = None
+        self._dtb_at_ram_start = False
+        self._dtb_used: list[tuple[str, int, int]] = []
+        self._booted = False
+        self._stop: tuple[str, int | None, str] | None = None
+        self._inputs: deque[_Input] = deque()
+        self._typing: deque[int] = deque()
+        self._typing_event = False
+        self._prompt_from = 0
+        self._until_from = 0
+        self.bus.on_unmapped = self._hole_access
+        self._build()
+        self.bus.finalize()
+        self.exceptions.install()
+        self.intercept: TimerIntercept | None = None
+        if self.timer is not None:
+            self.intercept = TimerIntercept(self.cpu, self.timer, self._read_page, intercept)
+            self.intercept.install()
+
+    # building --------------------------------------------------------------------
+    def _ctx(self, node: Node, irqs: list[IrqLine], dma: BusView | None = None) -> DeviceContext:
+        dlog = DeviceLog(node.name)
+        self.logs.append(dlog)
+        return DeviceContext(name=node.name, clock=self.clock, irqs=irqs, dma=dma, log=dlog,
+                             node_path=node.path)
+
+    def _build(self) -> None:
+        tree = self.tree
+        nodes = [n for n in tree.iter_nodes() if n.parent is not None and n.is_enabled]
+        for node in nodes:
+            if node.props.get("device_type", b"").rstrip(b"\0") == b"memory":
+                for i, (start, size) in enumerate(cpu_reg_windows(node)):
+                    self.bus.add_ram(f"{node.path}#{i}" if i else node.path, start, size)
+        if not self.bus.ram_banks():
+            raise ConfigurationError("the board has no memory node: nothing to run in")
+        for node in nodes:
+            if any(c.endswith(("-gic", "gic-400")) for c in node.compatible) or \
+                    node.has_prop("interrupt-controller") and device_class_for(node.compatible) \
+                    is Gic:
+                irq, fiq = IrqLine(name="cpu.irq"), IrqLine(name="cpu.fiq")
+                gic = Gic(self._ctx(node, [irq, fiq]))
+                self.gic = gic
+                self._map_blocks(node, gic)
+                break
+        master_paths = {n.path for n in dma_masters(tree)}
+        for node in nodes:
+            if node is self._gic_node() or node.props.get("device_type", b"").rstrip(b"\0") \
+                    == b"memory" or "/reserved-memory" in node.path:
+                continue
+            compat = node.compatible
+            if "arm,armv7-timer" in compat or "arm,armv8-timer" in compat:
+                self._build_timer(node)
+                continue
+            if "cfi-flash" in compat:
+                for i, (start, size) in enumerate(cpu_reg_windows(node)):
+                    self.bus.add_flash(f"{node.path}#{i}", start, size)
+                continue
+            if not node.has_prop("reg") or node.parent is None or node.parent.name == "cpus":
+                continue
+            try:
+                windows = cpu_reg_windows(node)
+            except Exception:  # a reg that does not translate to the CPU: not memory-mapped
+                continue
+            if not windows:
+                continue
+            cls = device_class_for(compat)
+            if cls is None:
+                for i, (start, size) in enumerate(windows):
+                    name = node.path if i == 0 else f"{node.path}#{i}"
+                    dlog = DeviceLog(node.name)
+                    self.logs.append(dlog)
+                    self.stubs[name] = self.bus.add_stub(name, start, size, self.clock, dlog)
+                continue
+            is_master = node.path in master_paths or cls.__module__.startswith("emu.devices.dma")
+            view = self.bus.view(node.path, dma_map_for(tree, node).windows) if is_master \
+                else None
+            if view is not None:
+                self.views[node.path] = view
+            irqs = self._irq_lines(node)
+            ctx = self._ctx(node, irqs, view)
+            device = cls(ctx, console=self._console_out) if cls.__name__ == "Pl011" \
+                else cls(ctx)  # type: ignore[call-arg]
+            if cls.__name__ == "Pl011" and self.uart is None:
+                self.uart = device
+            self._map_blocks(node, device)
+        for node in nodes:  # DMA views for masters without a model (stubs) too
+            if node.path in master_paths and node.path not in self.views:
+                self.views[node.path] = self.bus.view(node.path,
+                                                      dma_map_for(tree, node).windows)
+
+    def _gic_node(self) -> Node | None:
+        if self.gic is None:
+            return None
+        return self.tree.find(self.gic.ctx.node_path)
+
+    def _map_blocks(self, node: Node, device: Device) -> None:
+        windows = cpu_reg_windows(node)
+        blocks = mmio_blocks(device)
+        entry = _DeviceEntry(node.path, device, windows)
+        self.devices[node.path] = entry
+        for i, (start, size) in enumerate(windows):
+            if i < len(blocks):
+                self.bus.add_device(node.path if i == 0 else f"{node.path}#{i}", start, size,
+                                    blocks[i])
+            else:
+                name = f"{node.path}#{i}"
+                self.stubs[name] = self.bus.add_stub(name, start, size, self.clock)
+
+    def _irq_lines(self, node: Node) -> list[IrqLine]:
+        if self.gic is None or not node.has_prop("interrupts"):
+            return []
+        cells = node.get_cells("interrupts")
+        lines = []
+        for i in range(0, len(cells) - 2, 3):
+            kind, num = cells[i], cells[i + 1]
+            lines.append(self.gic.spi_line(num) if kind == 0 else self.gic.ppi_line(num))
+        return lines
+
+    def _build_timer(self, node: Node) -> None:
+        freq = node.get_u32("clock-frequency", DEFAULT_TIMER_HZ)
+        irqs: dict[str, IrqLine] = {}
+        if self.gic is not None and node.has_prop("interrupts"):
+            cells = node.get_cells("interrupts")
+            for name, i in zip(TIMER_ORDER, range(0, len(cells) - 2, 3), strict=False):
+                if cells[i] == 1:
+                    irqs[name] = self.gic.ppi_line(cells[i + 1])
+        elif self.gic is not None:
+            irqs = {n: self.gic.ppi_line(intid - 16) for n, intid in TIMER_INTIDS.items()}
+        tlog = DeviceLog(node.name)
+        self.logs.append(tlog)
+        self.timer = GenericTimer(self.clock, freq, irqs, log=tlog)
+
+    # memory helpers ------------------------------------------------------------------
+    def _read_page(self, va: int) -> bytes | None:
+        w = self.exceptions.translate(va)
+        if w.phys is None or not self.bus.is_memory(w.phys & ~0xFFF, 0x1000):
+            return None
+        return self.bus.read(w.phys & ~0xFFF, 0x1000)
+
+    def _hole_access(self, addr: int, size: int, write: bool) -> None:
+        self.exceptions.log.guest_error(
+            f"{'write' if write else 'read'} of {size} bytes at 0x{addr:08x}: no device there"
+        )
+
+    @property
+    def ram(self) -> tuple[int, int]:
+        """The first RAM bank (start, size)."""
+        return self.bus.ram_banks()[0]
+
+    def load_segments(self, what: str, segments: list[Segment]) -> None:
+        for seg in segments:
+            if not self.bus.is_memory(seg.address, max(seg.size, 1)):
+                raise ImageError(
+                    f"{what}: segment at [0x{seg.address:x}, 0x{seg.end:x}) is not inside RAM "
+                    "or flash of this board"
+                )
+            self.bus.write(seg.address, seg.data + bytes(seg.size - len(seg.data)))
+            self._dtb_used.append((what, seg.address, seg.size))
+
+    # loading ---------------------------------------------------------------------
+    def load_bios(self, path: str | Path) -> BootPlan:
+        """Firmware in flash at 0 (U-Boot on virt); the DTB goes at the start of RAM."""
+        data = read_image(path)
+        flash = [r for r in self.bus.regions if r.kind == "flash"]
+        if not flash:
+            raise ConfigurationError("--bios needs a board with flash (a cfi-flash node)")
+        base = flash[0].start
+        if len(data) > sum(r.size for r in flash):
+            raise ImageError(f"{path}: {len(data)} bytes do not fit the flash")
+        self.bus.write(base, data)
+        self._dtb_at_ram_start = True
+        self.boot = BootPlan(entry=base, placed=[("bios", base, len(data))])
+        return self.boot
+
+    def load_elf(self, path: str | Path) -> BootPlan:
+        """An ELF image at its physical addresses, entered at its entry point with a DTB."""
+        img = ElfImage(read_image(path), str(path))
+        self.load_segments("elf", img.segments())
+        self.symbols = img
+        self.boot = BootPlan(entry=img.entry & ~1, thumb=bool(img.entry & 1),
+                             placed=[("elf", s.address, s.size) for s in img.segments()])
+        return self.boot
+
+    def load_raw(self, path: str | Path, address: int, entry: int | None = None) -> BootPlan:
+        img = RawImage(read_image(path), address, entry)
+        self.load_segments("raw", img.segments())
+        self.boot = BootPlan(entry=img.entry, placed=[("raw", address, len(img.data))])
+        return self.boot
+
+    def load_kernel(self, path: str | Path, *, host_decompress: bool = False,
+                    initrd: str | Path | None = None, append: str | None = None) -> BootPlan:
+        """A Linux zImage (or Image) with the ARM boot protocol; optional initrd and cmdline."""
+        data = read_image(path)
+        base = self.ram[0]
+        if ZImage.is_compatible(data):
+            z = ZImage(data, str(path))
+            payload = z.decompress() if host_decompress else data
+            what = "Image" if host_decompress else "zImage"
+        else:
+            payload, what = data, "Image"
+        start = base + TEXT_OFFSET
+        self.load_segments(what, [Segment(start, payload, len(payload))])
+        if what == "zImage":  # room for the decompressed kernel above it
+            self._dtb_used.append(("decompressed kernel", start, len(payload) * 4))
+        self.boot = BootPlan(entry=start, placed=[(what, start, len(payload))])
+        if initrd is not None:
+            rd = read_image(initrd)
+            at = place_initrd(self.ram, len(rd), self._dtb_used)
+            self.load_segments("initrd", [Segment(at, rd, len(rd))])
+            guest.set_initrd(self.tree, at, at + len(rd))
+            self.boot.placed.append(("initrd", at, len(rd)))
+        if append is not None:
+            guest.set_bootargs(self.tree, append)
+        return self.boot
+
+    def set_dtb(self, dtb: str | Path | bytes) -> None:
+        """Hand the guest this DTB instead of the board's own tree."""
+        self._dtb_override = dtb if isinstance(dtb, bytes) else read_image(dtb)
+
+    def _prepare(self) -> None:
+        if self._booted:
+            return
+        self._booted = True
+        if self.boot is None:
+            raise ConfigurationError("nothing to run: load a --bios, --kernel or --elf image")
+        dtb = self._dtb_override if self._dtb_override is not None else self.tree.to_dtb()
+        at = place_dtb(self.ram, len(dtb), self._dtb_used, self._dtb_at_ram_start)
+        self.bus.write(at, dtb)
+        self.boot.placed.append(("dtb", at, len(dtb)))
+        regs = {0: 0, 1: 0, 2: 0} if self._dtb_at_ram_start else linux_regs(at)
+        self.boot.regs = regs
+        self.cpu.boot_state(self.boot.entry, regs, self.boot.thumb)
+
+    # services ---------------------------------------------------------------------
+    def _service_call(self, conduit: str) -> None:
+        args = tuple(self.cpu.reg(i) for i in range(1, 8))
+        out = self.smccc.dispatch(Call(conduit, self.cpu.reg(0), args))
+        for i, v in enumerate(out[:4]):
+            self.cpu.set_reg(i, v)
+
+    def request_stop(self, reason: str, status: int | None = None, message: str = "") -> None:
+        """End the run after the current instruction (services, faults)."""
+        if self._stop is None:
+            self._stop = (reason, status, message)
+        self.cpu.uc.emu_stop()
+
+    # console -----------------------------------------------------------------------
+    def _console_out(self, data: bytes) -> None:
+        self.console += data
+        if self.console_sink is not None:
+            self.console_sink(data)
+        self._maybe_release_input()
+
+    def send(self, text: str | bytes, after: str | None = None) -> None:
+        """Queue console input; with ``after``, type it once that text has been printed."""
+        raw = text.encode() if isinstance(text, str) else text
+        self._inputs.append(_Input(raw, after))
+        self._maybe_release_input()
+
+    def _maybe_release_input(self) -> None:
+        while self._inputs and not self._typing:
+            item = self._inputs[0]
+            if item.after:
+                pos = self.console.find(item.after.encode(), self._prompt_from)
+                if pos < 0:
+                    return
+                self._prompt_from = pos + len(item.after)
+            self._inputs.popleft()
+            self._typing.extend(item.text)
+            if not self._typing_event:
+                self._typing_event = True
+                self.clock.schedule_in(self.char_interval, self._type_next, "console input")
+
+    def _type_next(self) -> None:
+        self._typing_event = False
+        if not self._typing:
+            return
+        uart = self.uart
+        space = getattr(uart, "rx_space", 1)
+        if uart is not None and space > 0:
+            uart.feed(bytes([self._typing.popleft()]))  # type: ignore[attr-defined]
+        if self._typing:
+            self._typing_event = True
+            self.clock.schedule_in(self.char_interval, self._type_next, "console input")
+        else:
+            self._until_from = len(self.console)
+            self._prompt_from = max(self._prompt_from, len(self.console))
+            self._maybe_release_input()
+
+    @property
+    def input_pending(self) -> bool:
+        return bool(self._inputs or self._typing)
+
+    # the run loop -------------------------------------------------------------------
+    def _deliver_interrupts(self) -> None:
+        gic = self.gic
+        if gic is None:
+            return
+        cpsr = self.cpu.cpsr
+        if gic.fiq_pending() and not cpsr & CPSR_F:
+            self.exceptions.enter_fiq()
+            self.irq_deliveries.append((self.clock.now, "fiq"))
+        elif gic.irq_pending() and not cpsr & CPSR_I:
+            self.exceptions.enter_irq()
+            self.irq_deliveries.append((self.clock.now, "irq"))
+
+    def _irq_can_wake(self) -> bool:
+        return self.gic is not None and (self.gic.irq_pending() or self.gic.fiq_pending())
+
+    def _after_wfi(self) -> bool:
+        pc = self.cpu.pc & ~1
+        if self.cpu.thumb:
+            raw = self.exceptions.read_virt(pc - 2, 2)
+            return raw is not None and int.from_bytes(raw, "little") == 0xBF30
+        raw = self.exceptions.read_virt(pc - 4, 4)
+        return raw is not None and int.from_bytes(raw, "little") & 0x0FFF_FFFF == 0x0320F003
+
+    def run(self, max_instructions: int | None = None, until_console: str | None = None,
+            max_seconds: float | None = None) -> RunResult:
+        """Run until a stop condition; see :data:`STOP_REASONS`."""
+        self._prepare()
+        uc = self.cpu.uc
+        t0 = time.perf_counter()
+        start_instr = self.instructions
+        until = until_console.encode() if until_console else None
+        reason, status, message = "", None, ""
+        while True:
+            if self._stop is not None:
+                reason, status, message = self._stop
+                break
+            if until is not None and not self.input_pending and \
+                    self.console.find(until, self._until_from) >= 0:
+                reason = "until"
+                break
+            if max_instructions is not None and self.instructions - start_instr \
+                    >= max_instructions:
+                reason = "max-instructions"
+                break
+            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                reason = "max-seconds"
+                break
+            now = self.clock.now
+            self.clock.advance_to(now)
+            self._deliver_interrupts()
+            budget = self.max_slice
+            deadline = self.clock.next_deadline()
+            if deadline is not None:
+                budget = min(budget, deadline - now)
+            if max_instructions is not None:
+                budget = min(budget, max_instructions - (self.instructions - start_instr))
+            if budget <= 0:
+                continue
+            icpt = self.intercept
+            if icpt is not None:
+                icpt.new_slice()
+                icpt.scan(self.cpu.pc)
+                for lo, hi in icpt.take_flush():
+                    uc.ctl_remove_cache(lo, hi)
+            error: UcError | None = None
+            try:
+                uc.emu_start(self.cpu.start_address(), NEVER_EXECUTED, count=budget)
+            except UcError as exc:
+                error = exc
+            executed = budget
+            if error is not None:
+                if not self.exceptions.take_bus_error():
+                    self.request_stop("fault", None, f"CPU stopped: {error} at "
+                                      f"0x{self.cpu.pc:08x}")
+            elif self._stop is None and icpt is not None and icpt.flush_ranges \
+                    and not icpt.poll_stop:
+                executed = 0  # stopped to retranslate a newly hooked timer access
+            self.instructions += executed
+            self.clock.advance_to(now + executed)
+            if error is None and self._stop is None and not (icpt and icpt.poll_stop) \
+                    and executed and self._after_wfi():
+                self._wait_for_interrupt()
+        wall = time.perf_counter() - t0
+        return RunResult(
+            reason=reason, instructions=self.instructions - start_instr, ticks=self.clock.now,
+            virtual_seconds=self.clock.now / self.clock.hz, wall_seconds=wall,
+            pc=self.cpu.pc, exit_status=status, message=message,
+        )
+
+    def _wait_for_interrupt(self) -> None:
+        while not self._irq_can_wake():
+            deadline = self.clock.next_deadline()
+            if deadline is None:
+                self.request_stop("idle", None, f"WFI at 0x{self.cpu.pc:08x} with no "
+                                  "interrupt source scheduled")
+                return
+            self.idle_ticks += deadline - self.clock.now
+            self.clock.advance_to(deadline)
+
+    # results ------------------------------------------------------------------------
+    def guest_errors(self) -> list[str]:
+        return [f"{lg.name}: {m}" for lg in self.logs for m in lg.guest_errors]
+
+    def unimplemented(self) -> list[str]:
+        return [f"{lg.name}: {m}" for lg in self.logs for m in lg.unimplemented]
+
+    def touched_stubs(self) -> list[dict[str, object]]:
+        return [{"name": r.name, "start": r.start, "size": r.size,
+                 "accesses": r.device.touched if isinstance(r.device, Unimplemented) else 0}
+                for r in self.bus.touched_stubs()]
+
+    def trace_digest(self) -> str:
+        """SHA-256 over console output, IRQ deliveries, the DMA log and the stop state."""
+        h = hashlib.sha256()
+        h.update(bytes(self.console))
+        h.update(json.dumps(self.irq_deliveries).encode())
+        h.update(json.dumps([r.describe() for r in self.bus.dma_log.records],
+                            sort_keys=True).encode())
+        h.update(json.dumps([self._stop, self.clock.now, self.instructions,
+                             self.cpu.pc]).encode())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "board": self.tree.root.get_string("model", "") if self.tree.root.has_prop("model")
+            else "",
+            "cpu": self.cpu.model, "clock_hz": self.clock.hz,
+            "memory_map": [r.describe() for r in self.bus.regions],
+            "dma_views": [v.describe() for v in self.views.values()],
+        }
