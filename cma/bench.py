@@ -47,7 +47,7 @@ SCHEMA_VERSION = 1
 #: the allocator whose speed the others are compared to
 BASELINE = DEFAULT_ALLOCATOR
 #: measured when no SPEC is given
-DEFAULT_SPECS = ("bf", "bitmap", "bitmap(order_per_bit=2)", "te")
+DEFAULT_SPECS = ("bf", "bitmap", "bitmap(order_per_bit=2)", "twoended")
 #: a fragmentation sample is taken every this many operations
 SAMPLE_EVERY = 64
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
+from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ
 
 from emu.clock import VirtualClock
 from emu.devices.base import Device, DeviceContext, DeviceLog, Unimplemented
@@ -115,8 +115,8 @@ class WindowLike(Protocol):
 class Bus:
     """The CPU's physical address map on one Unicorn instance."""
 
-    def __init__(self, uc: Uc, clock: VirtualClock) -> None:
-        self.uc = uc
+    def __init__(self, uc: Any, clock: VirtualClock) -> None:
+        self.uc: Any = uc
         self.clock = clock
         self.regions: list[Region] = []
         self.dma_log = DmaLog()
@@ -223,7 +223,7 @@ class Bus:
             return self._mmio[i]
         return None
 
-    def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
+    def _mmio_read(self, uc: Any, offset: int, size: int, base: int) -> int:
         addr = base + offset
         r = self._device_at(addr)
         if r is None or r.device is None:
@@ -231,7 +231,7 @@ class Bus:
             return 0
         return r.device.read(addr - r.start, size) & ((1 << (8 * size)) - 1)
 
-    def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
+    def _mmio_write(self, uc: Any, offset: int, size: int, value: int, base: int) -> None:
         addr = base + offset
         r = self._device_at(addr)
         if r is None or r.device is None:
@@ -243,7 +243,7 @@ class Bus:
         if self.on_unmapped is not None:
             self.on_unmapped(addr, size, write)
 
-    def _flash_write_hook(self, uc: Uc, access: int, addr: int, size: int, value: int,
+    def _flash_write_hook(self, uc: Any, access: int, addr: int, size: int, value: int,
                           user: Any) -> bool:
         for region, handler in self._flash_writers:
             if region.contains(addr, size):

@@ -26,15 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unicorn import UcError
-
 from emu.boards import load_board
 from emu.bus import Bus, BusView
 from emu.clock import VirtualClock
-from emu.cpu.core import CPSR_F, CPSR_I, Cpu
+from emu.cpu.core import CPSR_F, CPSR_I, Cpu, UcError
 from emu.cpu.cp15 import TimerIntercept
 from emu.cpu.exceptions import ExceptionUnit
 from emu.devices.base import Device, DeviceContext, DeviceLog, IrqLine, Unimplemented
+from emu.devices.char.pl011 import Pl011
 from emu.devices.intc.gic import Gic
 from emu.devices.registry import device_class_for, mmio_blocks
 from emu.devices.timer.arm_generic_timer import TIMER_INTIDS, GenericTimer
@@ -127,7 +126,7 @@ class Machine:
         self.logs: list[DeviceLog] = [self.exceptions.log]
         self.gic: Gic | None = None
         self.timer: GenericTimer | None = None
-        self.uart: Device | None = None
+        self.uart: Pl011 | None = None
         self.irq_deliveries: list[tuple[int, str]] = []
         self.instructions = 0
         self.idle_ticks = 0
@@ -169,9 +168,7 @@ class Machine:
         if not self.bus.ram_banks():
             raise ConfigurationError("the board has no memory node: nothing to run in")
         for node in nodes:
-            if any(c.endswith(("-gic", "gic-400")) for c in node.compatible) or \
-                    node.has_prop("interrupt-controller") and device_class_for(node.compatible) \
-                    is Gic:
+            if device_class_for(node.compatible) is Gic:
                 irq, fiq = IrqLine(name="cpu.irq"), IrqLine(name="cpu.fiq")
                 gic = Gic(self._ctx(node, [irq, fiq]))
                 self.gic = gic
@@ -213,9 +210,8 @@ class Machine:
                 self.views[node.path] = view
             irqs = self._irq_lines(node)
             ctx = self._ctx(node, irqs, view)
-            device = cls(ctx, console=self._console_out) if cls.__name__ == "Pl011" \
-                else cls(ctx)  # type: ignore[call-arg]
-            if cls.__name__ == "Pl011" and self.uart is None:
+            device = Pl011(ctx, console=self._console_out) if cls is Pl011 else cls(ctx)
+            if isinstance(device, Pl011) and self.uart is None:
                 self.uart = device
             self._map_blocks(node, device)
         for node in nodes:  # DMA views for masters without a model (stubs) too
@@ -411,9 +407,8 @@ class Machine:
         if not self._typing:
             return
         uart = self.uart
-        space = getattr(uart, "rx_space", 1)
-        if uart is not None and space > 0:
-            uart.feed(bytes([self._typing.popleft()]))  # type: ignore[attr-defined]
+        if uart is not None and uart.rx_space > 0:
+            uart.feed(bytes([self._typing.popleft()]))
         if self._typing:
             self._typing_event = True
             self.clock.schedule_in(self.char_interval, self._type_next, "console input")
@@ -491,7 +486,7 @@ class Machine:
                 icpt.scan(self.cpu.pc)
                 for lo, hi in icpt.take_flush():
                     uc.ctl_remove_cache(lo, hi)
-            error: UcError | None = None
+            error: Exception | None = None
             try:
                 uc.emu_start(self.cpu.start_address(), NEVER_EXECUTED, count=budget)
             except UcError as exc:

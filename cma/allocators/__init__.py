@@ -19,7 +19,8 @@ import re
 from collections.abc import Collection, Iterator
 
 from cma.allocators.base import Allocator
-from cma.errors import InvalidArgument
+from cma.errors import ConfigError, InvalidArgument
+from cma.memparse import memparse
 
 __all__ = [
     "DEFAULT_ALLOCATOR",
@@ -124,22 +125,16 @@ def check_request(owner: str, size: int, alignment: int, page_size: int) -> None
         )
 
 
-_SUFFIXES = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
-_SIZE_RE = re.compile(r"(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([KMGTPEkmgtpe]?)\Z")
-
-
 def parse_size(text: str) -> int:
     """A size as the kernel's ``memparse`` reads it: ``4096``, ``0x1000``, ``64K``, ``1M``."""
-    match = _SIZE_RE.match(text.strip())
-    if not match:
+    stripped = text.strip()
+    try:
+        value, end = memparse(stripped)
+    except ConfigError:
+        end = -1
+    if end != len(stripped):
         raise InvalidArgument(f"size must be a number with an optional K/M/G suffix, not {text!r}")
-    digits, suffix = match.groups()
-    value = (
-        int(digits, 16)
-        if digits[:2].lower() == "0x"
-        else int(digits, 8 if digits[0] == "0" else 10)
-    )
-    return value << _SUFFIXES.get(suffix.upper(), 0)
+    return value
 
 
 def parse_params(owner: str, text: str, allowed: Collection[str]) -> dict[str, str]:

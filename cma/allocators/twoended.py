@@ -1,4 +1,4 @@
-"""``te``: two-ended best fit, keeping big buffers and small ones apart.
+"""``twoended``: two-ended best fit, keeping big buffers and small ones apart.
 
 Camera and display buffers are large and live for a whole streaming session;
 codec scratch buffers are small and come and go by the frame. Mixed in one
@@ -38,7 +38,7 @@ DEFAULT_THRESHOLD = 400 << 10
 class TwoEnded(BestFit):
     """Large blocks from the top, small blocks from the bottom."""
 
-    name: ClassVar[str] = "te"
+    name: ClassVar[str] = "twoended"
     summary: ClassVar[str] = "two-ended: blocks >= threshold from the top, smaller from the bottom"
     param_names: ClassVar[tuple[str, ...]] = ("threshold",)
 

@@ -8,10 +8,16 @@ generic-timer intercept in :mod:`emu.cpu.cp15`.
 
 from __future__ import annotations
 
-from unicorn import UC_ARCH_ARM, UC_MODE_ARM, Uc
+from typing import Any
+
+import unicorn as _unicorn
+from unicorn import UC_ARCH_ARM, UC_MODE_ARM
 from unicorn import arm_const as a
 
 from emu.errors import ConfigurationError
+
+_UcAny: Any = getattr(_unicorn, "Uc")  # noqa: B009 (the stub does not re-export it)
+UcError: type[Exception] = getattr(_unicorn, "UcError")  # noqa: B009
 
 #: CPU names accepted by ``--cpu`` and the Unicorn model constants behind them
 CPU_MODELS: dict[str, int] = {
@@ -61,7 +67,7 @@ class Cpu:
             known = ", ".join(sorted(CPU_MODELS))
             raise ConfigurationError(f"CPU must be one of {known}, not {model!r}")
         self.model = key
-        self.uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
+        self.uc: Any = _UcAny(UC_ARCH_ARM, UC_MODE_ARM)
         self.uc.ctl_set_cpu_model(CPU_MODELS[key])
 
     # core registers -------------------------------------------------------

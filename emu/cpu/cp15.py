@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_EDGE_GENERATED, Uc
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_EDGE_GENERATED
 
 from emu.cpu.core import CPSR_T, Cpu
 from emu.devices.timer.arm_generic_timer import CP15_TIMER_REGS, GenericTimer
@@ -106,8 +106,8 @@ def scan_page(data: bytes, base: int) -> list[tuple[int, bool, int]]:
     found: list[tuple[int, bool, int]] = []
     words = array("I", data[: len(data) & ~3])
     for i, w in enumerate(words):
-        if (w & 0x0F00_0F10) == 0x0E00_0F10 and (w >> 16) & 0xF == 14 and decode(w) \
-                or (w & 0x0FE0_0F0F) == 0x0C40_0F0E and decode(w):
+        if ((w & 0x0F00_0F10) == 0x0E00_0F10 and (w >> 16) & 0xF == 14 and decode(w)) \
+                or ((w & 0x0FE0_0F0F) == 0x0C40_0F0E and decode(w)):
             found.append((base + 4 * i, False, w))
     halves = array("H", data[: len(data) & ~1])
     for i in range(len(halves) - 1):
@@ -153,7 +153,7 @@ class TimerIntercept:
         self.poll_stop = False
 
     # discovery -------------------------------------------------------------
-    def _on_edge(self, uc: Uc, cur: Any, prev: Any, user: Any) -> None:
+    def _on_edge(self, uc: Any, cur: Any, prev: Any, user: Any) -> None:
         self.stats["edge_events"] += 1
         for pc in (int(cur.pc), int(prev.pc)):
             if pc not in self._seen_blocks:
@@ -162,7 +162,7 @@ class TimerIntercept:
                     self.stats["discovery_stops"] += 1
                     uc.emu_stop()
 
-    def _on_block(self, uc: Uc, address: int, size: int, user: Any) -> None:
+    def _on_block(self, uc: Any, address: int, size: int, user: Any) -> None:
         if address in self._seen_blocks:
             return
         self._seen_blocks.add(address)
@@ -207,7 +207,7 @@ class TimerIntercept:
         return out
 
     # emulation ----------------------------------------------------------------
-    def _on_site(self, uc: Uc, address: int, size: int, user: Any) -> None:
+    def _on_site(self, uc: Any, address: int, size: int, user: Any) -> None:
         cpu = self.cpu
         site = self.sites.get(address)
         if site is None:

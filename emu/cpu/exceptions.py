@@ -36,7 +36,6 @@ from unicorn import (
     UC_HOOK_MEM_WRITE_UNMAPPED,
     UC_MEM_FETCH_UNMAPPED,
     UC_MEM_WRITE_UNMAPPED,
-    Uc,
 )
 
 from emu.bus import Bus
@@ -301,7 +300,7 @@ class ExceptionUnit:
         return [], write
 
     # hooks ---------------------------------------------------------------------
-    def _on_intr(self, uc: Uc, intno: int, user: Any) -> None:
+    def _on_intr(self, uc: Any, intno: int, user: Any) -> None:
         cpu = self.cpu
         pc = cpu.pc & ~1
         if intno in (INTNO_HVC, INTNO_SMC):
@@ -342,7 +341,7 @@ class ExceptionUnit:
         fs = mmu.FS_ALIGNMENT if far & 3 else mmu.FS_TRANSLATION_SECTION
         return far, mmu.fault_status(fs, 0, write)
 
-    def _on_invalid(self, uc: Uc, user: Any) -> bool:
+    def _on_invalid(self, uc: Any, user: Any) -> bool:
         cpu = self.cpu
         thumb = cpu.thumb
         pc = cpu.pc & ~1
@@ -374,7 +373,7 @@ class ExceptionUnit:
         hw1, hw2 = int.from_bytes(raw[:2], "little"), hw_prev
         return hw1 == 0xF3AF and (hw2 & 0xFF00) == 0x8000 and (hw2 & 0xFF) in (1, 2, 4, 5)
 
-    def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
+    def _on_unmapped(self, uc: Any, access: int, address: int, size: int, value: int,
                      user: Any) -> bool:
         fetch = access == UC_MEM_FETCH_UNMAPPED
         self._pending_bus_error = (address, access == UC_MEM_WRITE_UNMAPPED, fetch)

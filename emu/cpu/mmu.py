@@ -110,7 +110,7 @@ def walk(state: MmuState, va: int, read_word: ReadWord, *, write: bool = False,
         return Walk(va, None, FS_TRANSLATION_L1_EXTERNAL)
     kind = l1 & 3
     afe = bool(state.sctlr & (1 << 29))
-    if kind == 0 or kind == 3:
+    if kind in {0, 3}:
         return Walk(va, None, FS_TRANSLATION_SECTION)
     if kind == 2:  # section or supersection
         domain = 0 if l1 & (1 << 18) else (l1 >> 5) & 0xF

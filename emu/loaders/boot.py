@@ -80,7 +80,7 @@ def place_dtb(ram: tuple[int, int], size: int, used: Sequence[tuple[str, int, in
     else:
         start = base + min(ram_size // 2, 128 << 20)
         for _what, s, n in sorted(used, key=lambda u: u[1]):
-            if s < start + size and start < s + n or (s >= start and s < start + size):
+            if s < start + size and start < s + n:
                 start = _align(s + n, ALIGN_DTB)
     start = _align(start, ALIGN_DTB)
     check_free("DTB", start, size, used, ram)

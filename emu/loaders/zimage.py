@@ -53,7 +53,7 @@ class ZImage:
         kind = self.compression()
         if kind == "xz":
             off = self.data.find(XZ_MAGIC)
-            dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, check=-1)
+            dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
             try:
                 out = dec.decompress(self.data[off:])
             except lzma.LZMAError as exc:

@@ -17,6 +17,10 @@
 #include "uart.h"
 #include "util.h"
 
+/* Image bounds from lib/link.ld. */
+extern char __image_start[], __image_end[];
+extern char __vectors[];
+
 /* Entry point every program defines; its return value is the SYSTEM_OFF exit status. */
 int main(uintptr_t dtb);
 

@@ -39,7 +39,7 @@ SIZE = PAGES * PAGE
 VARIANTS = [(name, "") for name in allocator_names()] + [
     ("bitmap", "order_per_bit=1"),
     ("bitmap", "order_per_bit=2"),
-    ("te", "threshold=16K"),
+    ("twoended", "threshold=16K"),
 ]
 
 
@@ -61,12 +61,12 @@ def footprint(allocator: Allocator, size: int) -> int:
 
 
 def test_builtins_are_registered_and_bf_is_the_default() -> None:
-    assert {"bf", "bitmap", "te"} <= set(allocator_names())
+    assert {"bf", "bitmap", "twoended"} <= set(allocator_names())
     assert allocator_names() == sorted(allocator_names())
     assert DEFAULT_ALLOCATOR == "bf"
     assert get_allocator(None) is BestFit
     assert get_allocator("bitmap") is Bitmap
-    assert get_allocator("te") is TwoEnded
+    assert get_allocator("twoended") is TwoEnded
 
 
 def test_unknown_allocator_lists_the_known_names() -> None:
@@ -334,8 +334,8 @@ def test_bitmap_debug_view_matches_the_kernel_fields() -> None:
 # --- te ---------------------------------------------------------------------------------------
 
 
-def test_te_puts_large_blocks_at_the_top_and_small_at_the_bottom() -> None:
-    allocator = make("te", "threshold=32K")
+def test_twoended_puts_large_blocks_at_the_top_and_small_at_the_bottom() -> None:
+    allocator = make("twoended", "threshold=32K")
     assert allocator.debug_view()["threshold"] == 0x8000
     small = allocator.alloc(2 * PAGE, PAGE)
     big = allocator.alloc(8 * PAGE, 0x10000)
@@ -349,13 +349,13 @@ def test_te_puts_large_blocks_at_the_top_and_small_at_the_bottom() -> None:
     assert allocator.alloc(4 * PAGE, PAGE) == big + 0x8000
 
 
-def test_te_threshold_parameter() -> None:
-    assert make("te").debug_view()["threshold"] == DEFAULT_THRESHOLD
-    assert make("te", "threshold=1M").debug_view()["threshold"] == 1 << 20
+def test_twoended_threshold_parameter() -> None:
+    assert make("twoended").debug_view()["threshold"] == DEFAULT_THRESHOLD
+    assert make("twoended", "threshold=1M").debug_view()["threshold"] == 1 << 20
     with pytest.raises(InvalidArgument, match="threshold must be positive"):
-        make("te", "threshold=0")
+        make("twoended", "threshold=0")
     with pytest.raises(InvalidArgument, match="size must be a number"):
-        make("te", "threshold=big")
+        make("twoended", "threshold=big")
 
 
 # --- invariants for every allocator -----------------------------------------------------------
@@ -482,9 +482,9 @@ def test_workload_is_deterministic_and_well_formed() -> None:
 
 def test_bench_report_structure() -> None:
     report = bench.run_bench(
-        ("bitmap", "te"), seeds=(1, 2), allocs=300, region_size=4 << 20, repeat=1
+        ("bitmap", "twoended"), seeds=(1, 2), allocs=300, region_size=4 << 20, repeat=1
     )
-    assert [r.spec for r in report.results] == ["bf", "bitmap", "te"]
+    assert [r.spec for r in report.results] == ["bf", "bitmap", "twoended"]
     assert report.results[0].ratio_to_baseline == 1.0
     for result in report.results:
         assert result.attempts == 600

@@ -308,6 +308,7 @@ class Gic(_BlockAccess):
         self._ctlr = 0
         self._pending_ids = {i for i in range(n) if self._line[i]}
         self.cpu_interface.reset()
+        self.update()
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "interrupts": self.num_irqs}

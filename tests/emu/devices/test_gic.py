@@ -410,3 +410,16 @@ def test_acknowledge_sequence_is_sorted_by_priority_then_id(prios: dict[int, int
         g.eoi(intid)
     assert taken == sorted(prios, key=lambda i: (prios[i], i))
     assert g.ack() == 1023
+
+
+def test_reset_lowers_outputs_and_keeps_input_levels() -> None:
+    gic, irq, _ = make_gic()
+    g = Guest(gic)
+    g.setup()
+    g.enable(38)
+    gic.set_irq(38, True)
+    assert irq.level
+    gic.reset()
+    assert not irq.level
+    assert g.pending(38)  # the line is still high: pending, but nothing is enabled
+    assert gic.read(CTLR, 4) == 0
