@@ -363,9 +363,12 @@ static void test_exceptions(void)
     printf("exceptions:\n");
     exc_set_handler(EXC_SVC, on_svc);
     /* SVC from SVC mode overwrites LR_svc: tell the compiler. */
-    __asm__ volatile("svc #0x5a" : "+r"(r0), "+r"(r1) : : "lr", "memory");
-    check(svc_count == 1 && svc_imm == 0x5a && r0 == 42,
-          "SVC #0x5a taken and returned with r0 = %u", r0);
+    uint32_t sum;
+
+    __asm__ volatile("svc #0x5a" : "+r"(r0), "+r"(r1) : : "r2", "r3", "r12", "lr", "memory");
+    sum = r0;   /* r0 is an argument register: copy it before any call */
+    check(svc_count == 1 && svc_imm == 0x5a && sum == 42,
+          "SVC #0x5a taken and returned r0 + r1 = %u", sum);
     check((svc_spsr & CPSR_MODE_MASK) == CPSR_MODE_SVC && (svc_spsr & CPSR_I),
           "SPSR_svc %08x: caller was SVC mode with IRQs masked", svc_spsr);
     exc_set_handler(EXC_SVC, 0);
