@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from emu.devices.base import Device
 from emu.devices.char.pl011 import Pl011
+from emu.devices.dma.camera import CameraDma
 from emu.devices.intc.gic import Gic
 from emu.devices.rtc.pl031 import Pl031
 from emu.errors import ConfigurationError
@@ -84,5 +85,5 @@ def mmio_blocks(device: Device) -> tuple[Device, ...]:
     return result
 
 
-for _cls in (Gic, Pl011, Pl031):
+for _cls in (Gic, Pl011, Pl031, CameraDma):
     register_device(_cls)

@@ -356,17 +356,13 @@ extern const uint32_t selftest_udf_insn[];
 
 static void test_exceptions(void)
 {
-    register uint32_t r0 __asm__("r0") = 40;
-    register uint32_t r1 __asm__("r1") = 2;
-    uint32_t v = 0x5555u;
+    uint32_t v = 0x5555u, sum;
 
     printf("exceptions:\n");
     exc_set_handler(EXC_SVC, on_svc);
     /* SVC from SVC mode overwrites LR_svc: tell the compiler. */
-    uint32_t sum;
-
-    __asm__ volatile("svc #0x5a" : "+r"(r0), "+r"(r1) : : "r2", "r3", "r12", "lr", "memory");
-    sum = r0;   /* r0 is an argument register: copy it before any call */
+    __asm__ volatile("mov r0, %1\n\tmov r1, %2\n\tsvc #0x5a\n\tmov %0, r0"
+                     : "=r"(sum) : "r"(40), "r"(2) : "r0", "r1", "lr", "memory");
     check(svc_count == 1 && svc_imm == 0x5a && sum == 42,
           "SVC #0x5a taken and returned r0 + r1 = %u", sum);
     check((svc_spsr & CPSR_MODE_MASK) == CPSR_MODE_SVC && (svc_spsr & CPSR_I),
@@ -408,11 +404,11 @@ static void test_timer(void)
     check(elapsed >= freq / 1000, "delay_us(1000) waited %llu ticks (>= %u)", elapsed,
           freq / 1000);
 
+    start = timer_count();
     rc = timer_tick_start(plat->timer_irq, hz, 0);
     check(rc == 0, "%u Hz tick on interrupt %u", hz, plat->timer_irq);
     if (rc)
         return;
-    start = timer_count();
     deadline = start + 2ull * freq;
     irq_enable();
     while (timer_ticks() < 5 && timer_count() < deadline)
