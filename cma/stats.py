@@ -84,6 +84,11 @@ class RegionView:
         return sum(size for _start, size in self.free_extents)
 
     @property
+    def waste(self) -> int:
+        """Bytes neither used nor free: an allocator's rounding (``bitmap(order_per_bit>0)``)."""
+        return self.region.size - self.used - self.free
+
+    @property
     def largest_free(self) -> int:
         """The largest free extent, in bytes (what the next allocation can get at most)."""
         return max((size for _start, size in self.free_extents), default=0)
@@ -118,6 +123,7 @@ def region_summary(view: RegionView) -> dict[str, Any]:
         "flags": region_flags(region),
         "used": view.used,
         "free": view.free,
+        "waste": view.waste,
         "largest_free": view.largest_free,
         "chunk_count": len(view.chunks),
         "alloc_success": view.alloc_success,

@@ -493,6 +493,7 @@ class Machine:
                 error = exc
             executed = budget
             if error is not None:
+                executed = 1  # a bus error ends the slice early: count the faulting access
                 if not self.exceptions.take_bus_error():
                     self.request_stop("fault", None, f"CPU stopped: {error} at "
                                       f"0x{self.cpu.pc:08x}")

@@ -1,11 +1,11 @@
-"""The registry of free-space allocators, and small helpers for writing one.
+"""The registry of free-space allocators, and the building blocks for writing one.
 
 An allocator is a subclass of :class:`cma.allocators.base.Allocator` whose
 ``name`` is what follows ``:`` in ``cma=`` (``r=64M:bitmap(order_per_bit=2)``).
 :func:`register` (usable as a class decorator) makes it known;
 :func:`get_allocator` looks it up, ``None`` meaning :data:`DEFAULT_ALLOCATOR`.
 
-The helpers below are shared by the built-in allocators and offered to
+The functions and classes below are shared by the built-in allocators and offered to
 plug-in authors: :func:`parse_params` for the ``(...)`` text,
 :func:`parse_size` for sizes in it, :func:`check_region` for the region handed
 to ``__init__``, and :class:`AllocationLedger`, which turns a bad ``free()``
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator
+from typing import TypeVar
 
 from cma.allocators.base import Allocator
 from cma.errors import ConfigError, InvalidArgument
@@ -42,9 +43,10 @@ DEFAULT_ALLOCATOR = "bf"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9]+\Z")
 _registry: dict[str, type[Allocator]] = {}
+_A = TypeVar("_A", bound=Allocator)
 
 
-def register(cls: type[Allocator]) -> type[Allocator]:
+def register(cls: type[_A]) -> type[_A]:
     """Make ``cls`` available under ``cls.name``; returns ``cls`` (a class decorator).
 
     The name must be letters and digits (what ``cma=`` can spell) and not
@@ -191,7 +193,9 @@ class AllocationLedger:
     def release(self, addr: int, size: int) -> None:
         """Check that ``[addr, addr + size)`` is exactly one allocated extent, then forget it."""
         where = f"{self._owner}: free of {addr:#x}+{size:#x}"
-        if addr < self._start or addr + size > self._end or size <= 0:
+        if size <= 0:
+            raise InvalidArgument(f"{where}: the size must be positive")
+        if addr < self._start or addr + size > self._end:
             raise InvalidArgument(f"{where} is outside the region {self._start:#x}-{self._end:#x}")
         held = self._extents.get(addr)
         if held is None:
@@ -208,5 +212,5 @@ class AllocationLedger:
 
 
 # The built-in allocators register themselves on import; they import the
-# helpers above, so these imports come last.
+# definitions above, so these imports come last.
 from cma.allocators import bestfit, bitmap, twoended  # noqa: E402, F401

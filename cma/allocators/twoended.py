@@ -1,13 +1,13 @@
 """``twoended``: two-ended best fit, keeping big buffers and small ones apart.
 
-Camera and display buffers are large and live for a whole streaming session;
+Camera and display buffers are large and live as long as a stream runs;
 codec scratch buffers are small and come and go by the frame. Mixed in one
 best-fit region, the short-lived small blocks end up between the long-lived
 large ones, and when they are freed the holes they leave are too small for
-the next frame buffer. This allocator sends requests of at least
-``threshold`` bytes to the *top* of the region and smaller ones to the
-*bottom*, so the churn of small blocks stays in one end and the free space
-between the two ends remains one large extent.
+the next frame buffer. This allocator places requests of at least
+``threshold`` bytes towards the *top* of the region and smaller ones towards
+the *bottom*, so the churn of small blocks stays at one end and the free
+space between the two ends remains one large extent.
 
 Each request still takes the best-fitting free extent (so small blocks fill
 the gaps between large ones, as in ``bf``), but inside it a big block goes to

@@ -47,6 +47,7 @@ class ElfImage:
                     break
             self.entry = entry
             syms: dict[int, str] = {}
+            self._by_name: dict[str, int] = {}
             for sec in elf.iter_sections():
                 if isinstance(sec, SymbolTableSection):
                     for sym in sec.iter_symbols():
@@ -54,6 +55,7 @@ class ElfImage:
                                                                    "STT_OBJECT") \
                                 and sym["st_shndx"] != "SHN_UNDEF" and not sym.name.startswith("$"):
                             syms.setdefault(sym["st_value"] & ~1, sym.name)
+                            self._by_name.setdefault(sym.name, sym["st_value"])
         except ELFError as exc:
             raise ImageError(f"{name}: not a valid ELF image: {exc}") from exc
         except (ValueError, KeyError, IndexError) as exc:  # truncated files
@@ -70,11 +72,8 @@ class ElfImage:
         return list(self._segments)
 
     def symbol(self, name: str) -> int | None:
-        """The address of symbol ``name`` (None when absent)."""
-        for a, n in zip(self._sym_addrs, self._sym_names, strict=True):
-            if n == name:
-                return a
-        return None
+        """The value of symbol ``name`` (bit 0 set for Thumb functions; None when absent)."""
+        return self._by_name.get(name)
 
     def symbolize(self, addr: int) -> str:
         """``"name+0x10"`` for the nearest symbol at or below ``addr``; hex when none."""

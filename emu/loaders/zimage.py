@@ -40,36 +40,46 @@ class ZImage:
     def is_compatible(data: bytes) -> bool:
         return len(data) >= 0x30 and struct.unpack_from("<I", data, 0x24)[0] == ZIMAGE_MAGIC
 
+    def _streams(self) -> list[tuple[int, str]]:
+        """Offsets of every XZ and gzip header in the image, in order.
+
+        The decompressor itself holds the XZ magic as a constant, so a header
+        is only a candidate until it decodes.
+        """
+        found: list[tuple[int, str]] = []
+        for magic, kind in ((XZ_MAGIC, "xz"), (GZIP_MAGIC, "gzip")):
+            at = self.data.find(magic)
+            while at >= 0:
+                found.append((at, kind))
+                at = self.data.find(magic, at + 1)
+        return sorted(found)
+
     def compression(self) -> str | None:
-        """"xz" or "gzip" for the first stream found in the image, None when none is."""
-        xz = self.data.find(XZ_MAGIC)
-        gz = self.data.find(GZIP_MAGIC)
-        if xz >= 0 and (gz < 0 or xz < gz):
-            return "xz"
-        return "gzip" if gz >= 0 else None
+        """"xz" or "gzip": the kind of the first header found, None when there is none."""
+        streams = self._streams()
+        return streams[0][1] if streams else None
 
     def decompress(self) -> bytes:
         """The kernel Image inside (raises :class:`ImageError` when no stream decodes)."""
-        kind = self.compression()
-        if kind == "xz":
-            off = self.data.find(XZ_MAGIC)
-            dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        problems: list[str] = []
+        for off, kind in self._streams():
             try:
-                out = dec.decompress(self.data[off:])
-            except lzma.LZMAError as exc:
-                raise ImageError(f"{self.name}: XZ payload at 0x{off:x} is damaged: {exc}") \
-                    from exc
-        elif kind == "gzip":
-            off = self.data.find(GZIP_MAGIC)
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                out = d.decompress(self.data[off:])
-            except zlib.error as exc:
-                raise ImageError(f"{self.name}: gzip payload at 0x{off:x} is damaged: {exc}") \
-                    from exc
-        else:
+                if kind == "xz":
+                    dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+                    out = dec.decompress(self.data[off:])
+                    complete = dec.eof
+                else:
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    out = d.decompress(self.data[off:])
+                    complete = d.eof
+            except (lzma.LZMAError, zlib.error) as exc:
+                problems.append(f"{kind} at 0x{off:x}: {exc}")
+                continue
+            if complete and len(out) >= 0x40:
+                return out
+            problems.append(f"{kind} at 0x{off:x}: truncated stream")
+        if not problems:
             raise ImageError(f"{self.name}: no XZ or gzip payload found to decompress "
                              "(LZO/LZ4/LZMA kernels need the guest decompressor)")
-        if len(out) < 0x40:
-            raise ImageError(f"{self.name}: decompressed payload is only {len(out)} bytes")
-        return out
+        raise ImageError(f"{self.name}: no payload decodes ({'; '.join(problems)})")
+

@@ -53,8 +53,11 @@ static uint32_t svc_immediate(const struct exc_frame *frame)
     return *(const uint32_t *)(uintptr_t)(frame->pc - 4) & 0xffffffu;
 }
 
+void exc_banked_regs(uint32_t mode, uint32_t out[2]);
+
 static void dump(const struct exc_frame *f, int kind)
 {
+    uint32_t banked[2];
     int i;
 
     printf("\n*** %s at pc %08x (spsr %08x)\n", exc_name(kind), f->pc, f->spsr);
@@ -66,7 +69,9 @@ static void dump(const struct exc_frame *f, int kind)
         printf("*** instruction %08x\n", *(const uint32_t *)(uintptr_t)f->pc);
     for (i = 0; i < 13; i++)
         printf("r%-2d %08x%s", i, f->r[i], (i % 4 == 3) ? "\n" : "  ");
-    printf("\n*** powering off with status %d\n", FW_STATUS_EXCEPTION_BASE + kind);
+    exc_banked_regs(f->spsr, banked);
+    printf("sp  %08x  lr  %08x  (mode %02x)\n", banked[0], banked[1], f->spsr & CPSR_MODE_MASK);
+    printf("*** powering off with status %d\n", FW_STATUS_EXCEPTION_BASE + kind);
 }
 
 void exc_dispatch(struct exc_frame *frame, int kind)

@@ -105,6 +105,28 @@ fw_power_off:
     .size fw_power_off, . - fw_power_off
     .ltorg
 
+/*
+ * exc_banked_regs(mode, out): out[0] = SP, out[1] = LR of `mode` (USR reads as SYS), for
+ * diagnostics. Runs with IRQs and FIQs masked while in the other mode.
+ */
+    .section .text.exc_banked_regs, "ax"
+    .global exc_banked_regs
+    .type exc_banked_regs, %function
+exc_banked_regs:
+    and     r0, r0, #CPSR_MODE_MASK
+    cmp     r0, #CPSR_MODE_USR
+    moveq   r0, #CPSR_MODE_SYS
+    mrs     r2, cpsr
+    bic     r3, r2, #CPSR_MODE_MASK
+    orr     r3, r3, r0
+    orr     r3, r3, #(CPSR_I | CPSR_F)
+    msr     cpsr_c, r3
+    str     sp, [r1]
+    str     lr, [r1, #4]
+    msr     cpsr_c, r2
+    bx      lr
+    .size exc_banked_regs, . - exc_banked_regs
+
 /* Exception vectors. VBAR needs 32-byte alignment. */
     .section .vectors, "ax"
     .balign 32

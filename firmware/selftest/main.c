@@ -217,8 +217,6 @@ static void test_psci(void)
 /* ---- MMU and caches -------------------------------------------------------------------- */
 
 static uint32_t test_buf[256] __attribute__((aligned(256)));
-/* One section of its own for the DMA-coherent mapping. */
-static uint8_t coherent_area[SECTION_SIZE] __attribute__((aligned(SECTION_SIZE)));
 
 static void test_mmu(uintptr_t dtb_addr)
 {
@@ -276,7 +274,8 @@ static void test_cache(void)
 {
     uint32_t line = dcache_line_size(), i;
     volatile uint32_t *lin = phys_to_virt((uint32_t)(uintptr_t)test_buf);
-    uint32_t pa = (uint32_t)(uintptr_t)coherent_area;
+    /* The DMA-coherent test takes the first whole section of RAM after the image. */
+    uint32_t pa = ALIGN_UP((uint32_t)(uintptr_t)__image_end, SECTION_SIZE);
     volatile uint32_t *unc, *alias;
     int ok = 1, type = -2;
 
@@ -298,6 +297,11 @@ static void test_cache(void)
     check(lin[0] == 0x11111111u && lin[1] == 0x22222222u && lin[2] == 0x33333333u,
           "a partial-line invalidate keeps the line's dirty neighbours");
 
+    if (pa + SECTION_SIZE > mmu_ram_base() + mmu_linear_size()
+        || in_reserved_region(plat->dtb, pa, SECTION_SIZE)) {
+        check(0, "no free section after the image for the coherent mapping test");
+        return;
+    }
     unc = mmu_map_coherent(pa, SECTION_SIZE);
     check(unc && (uint32_t)(uintptr_t)unc >= UNCACHED_VA_BASE
           && (uint32_t)(uintptr_t)unc < UNCACHED_VA_END, "coherent mapping at %p",

@@ -57,7 +57,7 @@ def footprint(allocator: Allocator, size: int) -> int:
     return -(-size // block) * block
 
 
-# --- registry and helpers ---------------------------------------------------------------------
+# --- registry and utilities -------------------------------------------------------------------
 
 
 def test_builtins_are_registered_and_bf_is_the_default() -> None:
@@ -395,7 +395,7 @@ def fits_somewhere(allocator: Allocator, size: int, alignment: int) -> bool:
 
 
 @pytest.mark.parametrize(("name", "params"), VARIANTS)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(ops=operations)
 def test_invariants_hold_under_any_operation_sequence(
     name: str, params: str, ops: list[tuple[str, int, int]]
@@ -435,7 +435,7 @@ many_small_operations = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(ops=many_small_operations)
 def test_bf_always_takes_a_smallest_fitting_extent(ops: list[tuple[str, int, int]]) -> None:
     allocator = make("bf")

@@ -18,8 +18,9 @@ def assemble(tmp_path: Path, source: str, name: str = "guest", base: int = RAM_B
     obj = tmp_path / f"{name}.o"
     elf = tmp_path / f"{name}.elf"
     src.write_text(source)
-    subprocess.run([gas, "-march=armv7-a", "-o", str(obj), str(src)], check=True,
-                   capture_output=True)
-    subprocess.run([ld, "-N", "-e", "_start", f"-Ttext=0x{base:x}", "-o", str(elf), str(obj)],
-                   check=True, capture_output=True)
+    for cmd in ([gas, "-march=armv7ve", "-o", str(obj), str(src)],
+                [ld, "-N", "-e", "_start", f"-Ttext=0x{base:x}", "-o", str(elf), str(obj)]):
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise AssertionError(f"{cmd[0]} failed:\n{done.stderr}")
     return elf

@@ -1,0 +1,141 @@
+"""Debian's stock U-Boot (qemu_arm) on board ``virt``: prompt, commands, determinism, QEMU parity."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from emu.machine import Machine, RunResult
+from tests.conftest import need_image
+
+pytestmark = [pytest.mark.emulator, pytest.mark.images]
+
+BANNER = re.compile(r"U-Boot 20\d\d\.\d\d\S* \(.*\)")
+
+
+def _boot(uboot: Path, commands: tuple[str, ...] = (),
+          until: str = "=> ") -> tuple[Machine, RunResult]:
+    m = Machine("virt")
+    m.load_bios(uboot)
+    for c in commands:
+        m.send(c + "\r", after="=> ")
+    return m, m.run(until_console=until, max_seconds=120)
+
+
+@pytest.fixture(scope="module")
+def session() -> tuple[Machine, RunResult, str]:
+    m, r = _boot(need_image("u-boot-qemu-arm.bin"), ("version", "bdinfo"), until="sp start")
+    return m, r, m.console.decode(errors="replace")
+
+
+def test_reaches_the_prompt_and_runs_commands(session: tuple[Machine, RunResult, str]) -> None:
+    m, r, text = session
+    assert r.reason == "until"
+    assert BANNER.search(text)
+    assert "DRAM:  128 MiB" in text
+    assert "=> version" in text
+    # `version` prints the banner again plus the toolchain
+    assert len(BANNER.findall(text)) == 2
+    assert "arm-linux-gnueabihf-gcc" in text
+
+
+def test_bdinfo_matches_the_memory_node(session: tuple[Machine, RunResult, str]) -> None:
+    m, _r, text = session
+    (start, size), = m.tree.memory_banks()
+    assert re.search(rf"-> start\s+= 0x{start:08x}", text)
+    assert re.search(rf"-> size\s+= 0x{size:08x}", text)
+    assert (start, size) == (0x4000_0000, 0x0800_0000)
+    # U-Boot found the DTB the machine put at the start of RAM
+    assert "devicetree  = board" in text
+
+
+def test_timer_was_intercepted(session: tuple[Machine, RunResult, str]) -> None:
+    m, _r, _text = session
+    assert m.intercept is not None
+    assert m.intercept.stats["sites"] >= 2  # counter reads before and after relocation
+    assert m.intercept.stats["emulated"] > 100
+    # the 2 s autoboot countdown ran on virtual time
+    assert m.clock.now / m.clock.hz >= 2.0
+
+
+@pytest.mark.slow
+def test_two_runs_are_identical(uboot_bin: Path) -> None:
+    m1, r1 = _boot(uboot_bin)
+    m2, r2 = _boot(uboot_bin)
+    assert r1.reason == r2.reason == "until"
+    assert r1.instructions == r2.instructions
+    assert m1.console == m2.console
+    assert m1.trace_digest() == m2.trace_digest()
+
+
+@pytest.mark.slow
+def test_prompt_wall_time(uboot_bin: Path) -> None:
+    t0 = time.perf_counter()
+    _m, r = _boot(uboot_bin)
+    assert r.reason == "until"
+    assert time.perf_counter() - t0 < 30  # measured ~0.6 s; a generous ceiling for busy hosts
+
+
+def _qemu_transcript(uboot: Path) -> str:
+    qemu = shutil.which("qemu-system-arm")
+    if qemu is None:
+        pytest.skip("qemu-system-arm is not installed")
+    proc = subprocess.Popen(
+        [qemu, "-M", "virt", "-m", "128M", "-bios", str(uboot), "-nographic",
+         "-monitor", "none", "-serial", "stdio", "-nic", "none"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    out = b""
+    deadline = time.monotonic() + 60
+    sent = 0
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                out += os.read(fd, 65536)
+            prompts = out.count(b"=> ")
+            if prompts > sent and sent < 2:
+                proc.stdin.write([b"version\r", b"bdinfo\r"][sent])
+                proc.stdin.flush()
+                sent += 1
+            if b"sp start" in out:
+                time.sleep(0.3)
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    return out.decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_console_matches_qemu(uboot_bin: Path, session: tuple[Machine, RunResult, str]) -> None:
+    ours = session[2].replace("\r", "")
+    theirs = _qemu_transcript(uboot_bin).replace("\r", "")
+    assert "sp start" in theirs, theirs[-2000:]
+
+    def lines(text: str, start: str, end: str) -> list[str]:
+        block = text[text.index(start):]
+        return block[: block.index(end)].splitlines()
+
+    # the `version` answer is identical
+    assert lines(ours, "=> version", "=> bdinfo") == lines(theirs, "=> version", "=> bdinfo")
+    # bdinfo: the lines that describe the machine (not the emulator's devices) are identical
+    keys = ("DRAM bank", "-> start", "-> size", "flashstart", "baudrate", "relocaddr",
+            "reloc off", "Build", "arch_number", "TLB addr", "boot_params", " memory[0]")
+
+    def pick(text: str) -> list[str]:
+        return [ln for ln in text[text.index("=> bdinfo"):].splitlines() if ln.startswith(keys)]
+
+    assert pick(ours) == pick(theirs)
+    # the boot banner up to DRAM is identical
+    assert lines(ours, "U-Boot", "Core:") == lines(theirs, "U-Boot", "Core:")
