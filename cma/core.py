@@ -13,17 +13,25 @@ allocator, and serves requests:
   the chunk freed when the count reaches zero (there is no ``free``);
 * :meth:`~ContiguousMemory.info` / :meth:`~ContiguousMemory.info_about`.
 
+Reusable regions: a :class:`MovableHook` attached with :meth:`~ContiguousMemory.attach_movable`
+(:class:`cma.movable.MovablePool`) lends the free pages of reusable regions to
+movable owners; when an allocation lands on lent pages the core asks the hook
+to migrate them away, and tries another range when pinned pages block it.
+
 Locking: ``_lock`` guards the chunk table and the map; each region's ``lock``
 serialises its allocator. When both are held the region lock is taken first.
+An attached hook's ``lock`` comes before any region lock; only a thread holding
+it may hold two region locks at once.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from cma.allocators import get_allocator
 from cma.allocators.base import Allocator
@@ -55,7 +63,7 @@ from cma.stats import debug_view as _debug_view
 from cma.stats import snapshot as _snapshot
 from cma.translate import IdentityTranslator, Translator, phys_to_dma, reachable_phys
 
-__all__ = ["AllocatorLookup", "Cma", "CmaInfo", "ContiguousMemory"]
+__all__ = ["AllocatorLookup", "Cma", "CmaInfo", "ContiguousMemory", "MovableHook"]
 
 #: resolves an allocator name (None: the default) to its class
 AllocatorLookup = Callable[[str | None], type[Allocator]]
@@ -69,6 +77,39 @@ class CmaInfo:
     upper: int  #: one past the highest
     total_size: int
     count: int  #: number of regions
+
+
+class MovableHook(Protocol):
+    """What the core asks of the keeper of movable pages (see :mod:`cma.movable`).
+
+    For a region the hook ``covers``, :meth:`ContiguousMemory.alloc` and
+    friends take ``lock`` before the region's lock, ask the allocator for a
+    range and call ``evacuate``; a range it refuses stays held (so the
+    allocator offers another) for at most ``max_attempts`` tries, then every
+    held range is given back.
+    """
+
+    #: taken before the region lock of a covered region
+    lock: contextlib.AbstractContextManager[Any]
+    #: how many candidate ranges one region may offer per request
+    max_attempts: int
+
+    def covers(self, region: Region) -> bool:
+        """True when pages of ``region`` may be lent (allocations there need ``evacuate``)."""
+        ...
+
+    def evacuate(self, region: Region, addr: int, size: int) -> str | None:
+        """Move every lent page out of ``[addr, addr + size)``, just allocated in ``region``.
+
+        Called with the hook's and the region's locks held. None when the range
+        is clear; otherwise nothing was moved and the text says why (pinned
+        pages, nowhere to move them).
+        """
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """The hook's accounting, JSON-ready (added to :meth:`ContiguousMemory.snapshot`)."""
+        ...
 
 
 class ContiguousMemory:
@@ -108,6 +149,7 @@ class ContiguousMemory:
             self._check_names(names, f"memory-region link of {device!r}")
             self._links[device] = tuple(names)
         self._rules: tuple[MapRule, ...] = self._checked_rules(rules)
+        self._movable: MovableHook | None = None
 
     # --- construction -------------------------------------------------------------------
 
@@ -354,6 +396,29 @@ class ContiguousMemory:
         with self._lock:
             return self._add_region(spec, base, size, alignment, True)
 
+    # --- movable pages ----------------------------------------------------------------------
+
+    def attach_movable(self, hook: MovableHook) -> None:
+        """Let ``hook`` lend the free pages of reusable regions (one hook at a time)."""
+        with self._lock:
+            if self._movable is not None and self._movable is not hook:
+                raise InvalidArgument(f"a movable page pool is already attached: "
+                                      f"{self._movable!r}")
+            self._movable = hook
+
+    def detach_movable(self, hook: MovableHook) -> None:
+        """Undo :meth:`attach_movable` (the pages it lent are its own business)."""
+        with self._lock:
+            if self._movable is not hook:
+                raise InvalidArgument(f"{hook!r} is not the attached movable page pool")
+            self._movable = None
+
+    @property
+    def movable(self) -> MovableHook | None:
+        """The attached movable page pool, if any."""
+        with self._lock:
+            return self._movable
+
     # --- allocation -----------------------------------------------------------------------
 
     def _request(self, size: int, alignment: int) -> tuple[int, int]:
@@ -411,31 +476,48 @@ class ContiguousMemory:
                   device: str | None, kind: str | None) -> Chunk:
         windows = self.translator.dma_windows(device) if device is not None else None
         unreachable: list[str] = []
+        blocked: list[str] = []
+        movable = self.movable
         for region in regions:
-            with region.lock:
-                addr = region.allocator.alloc(size, alignment)
-                if addr is None:
+            hook = movable if movable is not None and movable.covers(region) else None
+            hook_lock = hook.lock if hook is not None else contextlib.nullcontext()
+            attempts = max(1, hook.max_attempts) if hook is not None else 1
+            with hook_lock, region.lock:
+                held: list[int] = []
+                try:
+                    for _attempt in range(attempts):
+                        addr = region.allocator.alloc(size, alignment)
+                        if addr is None:
+                            break
+                        if not region.contains(addr, size) or addr % alignment:
+                            region.allocator.free(addr, size)
+                            raise InvalidArgument(
+                                f"allocator {region.allocator.name!r} of {region} returned "
+                                f"{fmt_range(addr, addr + size)}, outside the region or not "
+                                f"aligned to {alignment:#x}"
+                            )
+                        if device is not None and phys_to_dma(windows, addr, size) is None:
+                            region.allocator.free(addr, size)
+                            unreachable.append(region.name)
+                            break
+                        if hook is not None:
+                            reason = hook.evacuate(region, addr, size)
+                            if reason is not None:
+                                held.append(addr)  # keep it so the allocator offers another
+                                blocked.append(f"{fmt_range(addr, addr + size)} of "
+                                               f"{region.name!r}: {reason}")
+                                continue
+                        region.alloc_success += 1
+                        chunk = Chunk(addr, size, region, device, kind, self.translator)
+                        with self._lock:
+                            self._chunks[addr] = chunk
+                            bisect.insort(self._starts, addr)
+                            region.chunks[addr] = chunk
+                        return chunk
                     region.alloc_fail += 1
-                    continue
-                if not region.contains(addr, size) or addr % alignment:
-                    region.allocator.free(addr, size)
-                    raise InvalidArgument(
-                        f"allocator {region.allocator.name!r} of {region} returned "
-                        f"{fmt_range(addr, addr + size)}, outside the region or not aligned "
-                        f"to {alignment:#x}"
-                    )
-                if device is not None and phys_to_dma(windows, addr, size) is None:
-                    region.allocator.free(addr, size)
-                    region.alloc_fail += 1
-                    unreachable.append(region.name)
-                    continue
-                region.alloc_success += 1
-                chunk = Chunk(addr, size, region, device, kind, self.translator)
-                with self._lock:
-                    self._chunks[addr] = chunk
-                    bisect.insort(self._starts, addr)
-                    region.chunks[addr] = chunk
-                return chunk
+                finally:
+                    for addr in held:
+                        region.allocator.free(addr, size)
         names = ", ".join(repr(r.name) for r in regions)
         who = f"device {device!r} kind {kind!r}" if device is not None else f"kind {kind!r}"
         if unreachable and len(unreachable) == len(regions):
@@ -443,8 +525,11 @@ class ContiguousMemory:
                 f"no room for {size:#x} bytes (alignment {alignment:#x}) that {who} can reach "
                 f"through its DMA view in region(s) {names}"
             )
-        raise NoMemory(f"no room for {size:#x} bytes (alignment {alignment:#x}) for {who} in "
-                       f"region(s) {names}")
+        message = (f"no room for {size:#x} bytes (alignment {alignment:#x}) for {who} in "
+                   f"region(s) {names}")
+        if blocked:
+            message += "; ranges refused: " + "; ".join(blocked)
+        raise NoMemory(message)
 
     # --- reference counts -----------------------------------------------------------------
 
@@ -516,8 +601,12 @@ class ContiguousMemory:
         return _debug_view(self.view(region))
 
     def snapshot(self) -> dict[str, Any]:
-        """Every region and chunk, sorted, JSON-ready."""
-        return _snapshot([self.view(r) for r in self.regions], self.page_size)
+        """Every region and chunk, sorted, JSON-ready (plus ``movable`` with a pool attached)."""
+        out = _snapshot([self.view(r) for r in self.regions], self.page_size)
+        movable = self.movable
+        if movable is not None:
+            out["movable"] = movable.snapshot()
+        return out
 
     def __repr__(self) -> str:
         names = ", ".join(self._regions)

@@ -323,13 +323,16 @@ class Machine:
         """A Linux zImage (or Image) with the ARM boot protocol; optional initrd and cmdline."""
         data = read_image(path)
         base = self.ram[0]
+        offset = TEXT_OFFSET
         if ZImage.is_compatible(data):
             z = ZImage(data, str(path))
             payload = z.decompress() if host_decompress else data
             what = "Image" if host_decompress else "zImage"
+            if host_decompress:
+                offset = z.text_offset()
         else:
             payload, what = data, "Image"
-        start = base + TEXT_OFFSET
+        start = base + offset
         self.load_segments(what, [Segment(start, payload, len(payload))])
         if what == "zImage":  # room for the decompressed kernel above it
             self._dtb_used.append(("decompressed kernel", start, len(payload) * 4))

@@ -4,9 +4,11 @@ A zImage has the magic 0x016F2818 at offset 0x24 (start and end addresses at
 0x28 and 0x2C). Loaded as is, it goes at RAM base + 0x8000 and is entered at
 its first byte; the guest then decompresses itself (slow in emulation). With
 ``host_decompress`` the compressed payload (an XZ or gzip stream inside the
-image; the last four bytes of the payload hold the decompressed size) is
-decompressed here and the kernel Image is placed at RAM base + text offset
-(0x8000) and entered directly, as the decompressor would have done.
+image) is decompressed here and the kernel Image is placed at RAM base + its
+text offset and entered directly, as the decompressor would have done. The
+text offset comes from the zImage's "KLSZ" tag table (0x208000 for Debian's
+armmp kernels), 0x8000 when there is none; a wrong one makes the kernel
+believe RAM starts elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from emu.errors import ImageError
 ZIMAGE_MAGIC = 0x016F2818
 TEXT_OFFSET = 0x8000
 XZ_MAGIC = b"\xfd7zXZ\x00"
+TABLE_MAGIC = 0x45454545  # at 0x34: a tag table follows, its offset at 0x38
+KLSZ_TAG = 0x5A534C4B  # "KLSZ": piggy size offset, bss size, TEXT_OFFSET, malloc size
 GZIP_MAGIC = b"\x1f\x8b\x08"
 
 
@@ -39,6 +43,24 @@ class ZImage:
     @staticmethod
     def is_compatible(data: bytes) -> bool:
         return len(data) >= 0x30 and struct.unpack_from("<I", data, 0x24)[0] == ZIMAGE_MAGIC
+
+    def text_offset(self) -> int:
+        """Where the decompressed kernel goes above the start of RAM.
+
+        Read from the "KLSZ" entry of the zImage tag table when the image has
+        one (multiplatform kernels with some platforms use 0x208000), else the
+        usual 0x8000.
+        """
+        data = self.data
+        if len(data) < 0x3C or struct.unpack_from("<I", data, 0x34)[0] != TABLE_MAGIC:
+            return TEXT_OFFSET
+        off = struct.unpack_from("<I", data, 0x38)[0]
+        if off + 20 > len(data):
+            return TEXT_OFFSET
+        words = struct.unpack_from("<5I", data, off)
+        if words[1] == KLSZ_TAG and words[0] & 0xFFFF >= 5:
+            return int(words[4])
+        return TEXT_OFFSET
 
     def _streams(self) -> list[tuple[int, str]]:
         """Offsets of every XZ and gzip header in the image, in order.

@@ -5,7 +5,7 @@
  * MMU and D-cache off. If r2 does not point at an FDT (magic 0xd00dfeed) the DTB is assumed at
  * the start of RAM, where QEMU's virt machine puts it for bare-metal ELF images.
  *
- * main(dtb) runs in SVC mode with IRQs masked; its return value becomes the exit status of
+ * A start in Hyp mode drops to SVC first. main(dtb) runs in SVC mode with IRQs masked; its return value becomes the exit status of
  * PSCI SYSTEM_OFF.
  */
 #include "arm.h"
@@ -34,6 +34,26 @@
 _start:
     cpsid   aif
     mov     r4, r2
+
+    /*
+     * Started in Hyp mode (a loader with the virtualization extensions, e.g. QEMU's
+     * virt,virtualization=on): give PL1 the timers with a zero virtual offset and drop to SVC.
+     */
+    mrs     r0, cpsr
+    and     r0, r0, #CPSR_MODE_MASK
+    cmp     r0, #CPSR_MODE_HYP
+    bne     0f
+    mov     r0, #0
+    mcr     p15, 4, r0, c1, c1, 0       /* HCR: no traps */
+    mcrr    p15, 4, r0, r0, c14         /* CNTVOFF = 0 */
+    mov     r0, #3
+    mcr     p15, 4, r0, c14, c1, 0      /* CNTHCTL: PL1 may use the physical counter/timer */
+    ldr     r0, =0f
+    msr     elr_hyp, r0
+    mov     r0, #(CPSR_MODE_SVC | CPSR_I | CPSR_F | CPSR_A)
+    msr     spsr_hyp, r0
+    eret
+0:
     tst     r4, #3                      /* an FDT is at least 4-byte aligned */
     bne     1f
     cmp     r4, #0

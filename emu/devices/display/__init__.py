@@ -1,0 +1,1 @@
+"""Display controllers: the ARM PrimeCell PL111 colour LCD controller."""

@@ -1,0 +1,229 @@
+"""A machine with the CMA core: reserved at boot, published to the guest, served, checked.
+
+:class:`System` is what ties the project together. Given a :class:`~emu.machine.Machine`
+and a command line it
+
+1. names the board's devices the way ``cma_map=`` rules see them (the node name
+   without its unit address: ``camera``, ``clcd``; the full path when a name is
+   ambiguous),
+2. builds the CMA core over the board's RAM with a translator that answers from
+   the machine itself (each master's ``dma-ranges`` view; the guest's linear map),
+   so a region meant for a master is placed where that master can reach it,
+3. publishes every region as a ``/reserved-memory`` ``shared-dma-pool`` child and
+   links each device the map assigns with ``memory-region``, so any guest (our
+   firmware, U-Boot, Linux) sees the same layout,
+4. serves the CMA service (SMCCC SiP calls) to the guest, and
+5. checks every DMA access of every master against the live chunks, naming the
+   classic driver bug when one is refused (:mod:`emu.dmacheck`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cma.cmdline import parse_cmdline
+from cma.config import CmaConfig, Source
+from cma.core import ContiguousMemory
+from cma.devicetree import parse_carveouts, parse_reserved_memory
+from cma.patterns import select_regions
+from cma.translate import DmaWindow
+from emu.dmacheck import DmaChecker
+from emu.dt import guest
+from emu.errors import ConfigurationError
+from emu.machine import Machine
+from emu.services.cma import SIP_BASE, CmaCall, CmaService
+from emu.services.smccc import Call
+
+#: Linux's default ARM 3G/1G split puts the linear map at 0xC0000000; our firmware uses
+#: the 2G/2G split (``CONFIG_VMSPLIT_2G``) so that no CPU address equals a bus address.
+DEFAULT_PAGE_OFFSET = 0x8000_0000
+
+
+def device_names(machine: Machine) -> dict[str, str]:
+    """``cma_map=`` name -> node path for every enabled node with a ``compatible``."""
+    by_short: dict[str, list[str]] = {}
+    for node in machine.tree.iter_nodes():
+        if node.parent is None or not node.is_enabled or "compatible" not in node.props:
+            continue
+        if node.path.startswith("/reserved-memory"):
+            continue
+        short = node.name.split("@", 1)[0]
+        by_short.setdefault(short, []).append(node.path)
+    names: dict[str, str] = {}
+    for short, paths in sorted(by_short.items()):
+        if len(paths) == 1:
+            names[short] = paths[0]
+        else:
+            for path in paths:
+                names[path] = path
+    return names
+
+
+class MachineTranslator:
+    """The CMA core's view of the machine: DMA windows per device, the CPU's linear map.
+
+    ``linear`` is the guest's linear map ``(phys_base, virt_base, size)``. While the
+    guest's MMU is on, an address is only reported when the guest's own page tables
+    really map it there; with the MMU off the CPU address is the physical one.
+    """
+
+    def __init__(self, machine: Machine, names: dict[str, str],
+                 linear: tuple[int, int, int] | None) -> None:
+        self.machine = machine
+        self.names = names
+        self.linear = linear
+
+    def path_of(self, device: str) -> str | None:
+        return self.names.get(device) or (device if device.startswith("/") else None)
+
+    def dma_windows(self, device: str) -> list[DmaWindow] | None:
+        path = self.path_of(device)
+        view = self.machine.views.get(path) if path else None
+        if view is None or view.windows is None:
+            return None
+        return [(cpu, bus, size) for bus, cpu, size in view.windows]
+
+    def phys_to_virt(self, phys: int) -> int | None:
+        if self.linear is None:
+            return phys
+        base, virt, size = self.linear
+        if not base <= phys < base + size:
+            return None
+        va = phys - base + virt
+        mmu = self.machine.exceptions
+        if mmu.mmu_enabled():
+            walk = mmu.translate(va)
+            if walk.phys != phys:
+                return None
+        return va
+
+
+class System:
+    """A :class:`Machine` plus the CMA core, its guest service and the DMA checker."""
+
+    def __init__(self, machine: Machine, cmdline: str = "", *,
+                 defaults: str | CmaConfig | None = None,
+                 page_offset: int | None = DEFAULT_PAGE_OFFSET,
+                 dma_policy: str = "chunks", page_size: int = 4096) -> None:
+        if dma_policy not in ("chunks", "reserved", "window"):
+            raise ConfigurationError(
+                f"dma policy must be 'chunks', 'reserved' or 'window', not {dma_policy!r}"
+            )
+        self.machine = machine
+        self.cmdline = cmdline
+        self.names = device_names(machine)
+        self.paths = {path: name for name, path in self.names.items()}
+        ram = machine.bus.ram_banks()
+        linear = None
+        if page_offset is not None:
+            linear = (ram[0][0], page_offset, ram[0][1])
+        self.translator = MachineTranslator(machine, self.names, linear)
+        self.core = self._build_core(cmdline, defaults, page_size)
+        self.pools = self._publish()
+        self.service = CmaService(
+            self.core,
+            device_by_phandle=self._device_by_phandle,
+            device_by_path=self.paths.get,
+            read_phys=self._read_phys,
+            now=lambda: machine.clock.now,
+        )
+        machine.smccc.register((SIP_BASE, max(CmaCall)), self._smccc, "cma")
+        self.checker = DmaChecker(self.core, self.translator, self.names, machine.clock,
+                                  policy=dma_policy)
+        for path, view in machine.views.items():
+            view.checker = self.checker.for_master(self.paths.get(path, path), view)
+
+    # ---------------------------------------------------------------------------
+    def _build_core(self, cmdline: str, defaults: str | CmaConfig | None,
+                    page_size: int) -> ContiguousMemory:
+        machine = self.machine
+        dtb = machine.tree.to_dtb()
+        tree_cfg = parse_reserved_memory(dtb)
+        links = tuple((self.paths.get(dev, dev), names) for dev, names in tree_cfg.links)
+        command = parse_cmdline(cmdline) if cmdline.strip() else CmaConfig()
+        config = CmaConfig(tree_cfg.regions + command.regions, command.rules, links)
+        if isinstance(defaults, str):
+            defaults = parse_cmdline(defaults)
+        reserved = list(parse_carveouts(dtb))
+        if machine.boot is not None:
+            reserved += [(what, addr, size) for what, addr, size in machine.boot.placed
+                         if machine.bus.is_ram(addr, max(size, 1))]
+        return ContiguousMemory.from_config(
+            config, machine.bus.ram_banks(), page_size, self.translator, defaults,
+            reserved, devices=list(self.names),
+        )
+
+    def _publish(self) -> list[guest.ReservedPool]:
+        """Write the regions into the guest's device tree and keep the DTB away from them."""
+        tree = self.machine.tree
+        pools = []
+        for region in self.core.regions:
+            spec = region.spec
+            if region.private or spec.source is Source.DEVICETREE:
+                continue  # private regions are not published; tree pools are there already
+            pools.append(guest.ReservedPool(
+                name=_pool_name(region.name), base=region.base, size=region.size,
+                reusable=spec.reusable and not spec.no_map, no_map=spec.no_map,
+                default=spec.default))
+        guest.add_reserved_memory(tree, pools)
+        pool_of = {r.name: _pool_name(r.name) for r in self.core.regions
+                   if r.spec.source is not Source.DEVICETREE}
+        linked = set(self.core.links)
+        for name, path in self.names.items():
+            if name in linked:
+                continue  # the tree links it already
+            regions = select_regions(self.core.rules, name, None) or ()
+            nodes = [pool_of[r] for r in regions if r in pool_of]
+            if nodes:
+                guest.link_memory_region(tree, path, nodes)
+        for region in self.core.regions:
+            self.machine.reserve_ram(f"cma region {region.name}", region.base, region.size)
+        return pools
+
+    def _device_by_phandle(self, phandle: int) -> str | None:
+        node = self.machine.tree.by_phandle(phandle)
+        if node is None:
+            return None
+        return self.paths.get(node.path)
+
+    def _read_phys(self, addr: int, size: int) -> bytes | None:
+        bus = self.machine.bus
+        if not bus.is_ram(addr, size):
+            return None
+        return bus.read(addr, size)
+
+    def _smccc(self, call: Call) -> list[int]:
+        return self.service.call(call.fid, list(call.args))
+
+    # --- host-side API ----------------------------------------------------------
+    def alloc(self, device: str, size: int, kind: str | None = None,
+              alignment: int = 0) -> Any:
+        """Allocate for ``device`` from the host, as a driver would (a :class:`Chunk`)."""
+        return self.core.alloc(device, kind, size, alignment)
+
+    def device(self, name: str) -> Any:
+        """The device model behind a ``cma_map=`` device name."""
+        path = self.names.get(name, name)
+        entry = self.machine.devices.get(path)
+        if entry is None:
+            raise ConfigurationError(f"no device model for {name!r}; known: "
+                                     f"{', '.join(sorted(self.names))}")
+        return entry.device
+
+    def describe(self) -> dict[str, Any]:
+        """Regions, chunks (all three addresses), calls and DMA verdicts, for JSON."""
+        snap = self.core.snapshot()
+        return {
+            "cmdline": self.cmdline,
+            "devices": dict(sorted(self.names.items())),
+            "cma": snap,
+            "pools": [dataclasses.asdict(p) for p in self.pools],
+            "cma_calls": [c.to_dict() for c in self.service.calls],
+            "dma": self.checker.describe(),
+        }
+
+
+def _pool_name(region: str) -> str:
+    return region.replace("@", "-").replace("/", "-")[:31] or "pool"
+

@@ -1,0 +1,1 @@
+"""Tests of the bare-metal firmware: its build, its prebuilt images and their layout."""
