@@ -89,10 +89,15 @@ class MovableHook(Protocol):
     held range is given back.
     """
 
-    #: taken before the region lock of a covered region
-    lock: contextlib.AbstractContextManager[Any]
-    #: how many candidate ranges one region may offer per request
-    max_attempts: int
+    @property
+    def lock(self) -> contextlib.AbstractContextManager[Any]:
+        """Taken before the region lock of a covered region."""
+        ...
+
+    @property
+    def max_attempts(self) -> int:
+        """How many candidate ranges one region may offer per request."""
+        ...
 
     def covers(self, region: Region) -> bool:
         """True when pages of ``region`` may be lent (allocations there need ``evacuate``)."""
@@ -501,7 +506,11 @@ class ContiguousMemory:
                             unreachable.append(region.name)
                             break
                         if hook is not None:
-                            reason = hook.evacuate(region, addr, size)
+                            try:
+                                reason = hook.evacuate(region, addr, size)
+                            except BaseException:
+                                region.allocator.free(addr, size)
+                                raise
                             if reason is not None:
                                 held.append(addr)  # keep it so the allocator offers another
                                 blocked.append(f"{fmt_range(addr, addr + size)} of "

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from emu.devices.base import Device
 from emu.devices.char.pl011 import Pl011
+from emu.devices.display.pl111 import Pl111
 from emu.devices.dma.camera import CameraDma
 from emu.devices.intc.gic import Gic
 from emu.devices.rtc.pl031 import Pl031
@@ -85,5 +86,5 @@ def mmio_blocks(device: Device) -> tuple[Device, ...]:
     return result
 
 
-for _cls in (Gic, Pl011, Pl031, CameraDma):
+for _cls in (Gic, Pl011, Pl031, CameraDma, Pl111):
     register_device(_cls)

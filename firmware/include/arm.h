@@ -1,5 +1,5 @@
 /*
- * ARMv7-A architectural helpers: barriers, CPSR and CP15 system register access, and the
+ * ARMv7-A architectural primitives: barriers, CPSR and CP15 system register access, and the
  * memory map constants every program shares.
  */
 #ifndef FW_ARM_H

@@ -29,7 +29,7 @@ static inline uint32_t fdt32_ld(const void *p)
 /* Read n (1 or 2) cells as one number; 0 cells read as 0. */
 uint64_t fdt_read_cells(const uint32_t *cells, int n);
 
-/* Header checks: magic, version >= 16 (last compatible <= 17), blocks inside totalsize. */
+/* Header checks: magic, version >= 17 (last compatible <= 17), blocks inside totalsize. */
 int fdt_check_header(const void *fdt);
 uint32_t fdt_totalsize(const void *fdt);
 const char *fdt_strerror(int err);

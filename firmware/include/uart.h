@@ -1,6 +1,7 @@
 /*
- * PL011 console. The base comes from the device tree (platform_init()); until then output
- * goes to QEMU virt's PL011 at 0x09000000 so early messages are not lost there.
+ * PL011 console. The base comes from the device tree (platform_init()); output before that
+ * goes to the PL011 at 0x09000000 (both boards and QEMU virt have it there), enabled on
+ * first use, so early messages are not lost. uart_init(0) silences the console.
  */
 #ifndef FW_UART_H
 #define FW_UART_H

@@ -1,6 +1,6 @@
 /*
  * Freestanding essentials: the memory and string functions the compiler may call, and small
- * helpers every program uses.
+ * utilities every program uses.
  */
 #ifndef FW_UTIL_H
 #define FW_UTIL_H

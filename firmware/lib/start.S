@@ -5,8 +5,8 @@
  * MMU and D-cache off. If r2 does not point at an FDT (magic 0xd00dfeed) the DTB is assumed at
  * the start of RAM, where QEMU's virt machine puts it for bare-metal ELF images.
  *
- * A start in Hyp mode drops to SVC first. main(dtb) runs in SVC mode with IRQs masked; its return value becomes the exit status of
- * PSCI SYSTEM_OFF.
+ * A start in Hyp mode drops to SVC first. main(dtb) runs in SVC mode with IRQs masked; its
+ * return value becomes the exit status of PSCI SYSTEM_OFF.
  */
 #include "arm.h"
 #include "exception.h"
@@ -44,14 +44,15 @@ _start:
     cmp     r0, #CPSR_MODE_HYP
     bne     0f
     mov     r0, #0
+    mov     r1, #0
     mcr     p15, 4, r0, c1, c1, 0       /* HCR: no traps */
-    mcrr    p15, 4, r0, r0, c14         /* CNTVOFF = 0 */
+    mcrr    p15, 4, r0, r1, c14         /* CNTVOFF = 0 */
     mov     r0, #3
     mcr     p15, 4, r0, c14, c1, 0      /* CNTHCTL: PL1 may use the physical counter/timer */
     ldr     r0, =0f
     msr     elr_hyp, r0
     mov     r0, #(CPSR_MODE_SVC | CPSR_I | CPSR_F | CPSR_A)
-    msr     spsr_hyp, r0
+    msr     spsr_cxsf, r0             /* SPSR_hyp (banked access is Monitor-only) */
     eret
 0:
     tst     r4, #3                      /* an FDT is at least 4-byte aligned */

@@ -16,10 +16,12 @@
 #define CR_RXE      (1u << 9)
 
 static uintptr_t uart = UART_BASE_DEFAULT;
+static int configured;
 
 void uart_init(uintptr_t base)
 {
     uart = base;
+    configured = 1;
     if (!uart)
         return;
     /* Leave a UART the loader already set up alone (its baud rate is right). */
@@ -47,6 +49,8 @@ static void uart_tx(char c)
 
 void uart_putc(char c)
 {
+    if (!configured)
+        uart_init(uart);
     if (!uart)
         return;
     if (c == '\n')

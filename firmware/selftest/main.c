@@ -87,10 +87,9 @@ static void print_reserved_memory(const void *dtb)
     }
 }
 
-static int test_dtb(uintptr_t dtb_addr)
+static int test_dtb(uintptr_t dtb_addr, int rc)
 {
     const void *dtb = (const void *)dtb_addr;
-    int rc = platform_init(dtb, &plat_storage);
     uint64_t base, size;
     int node, i;
 
@@ -429,6 +428,8 @@ static void test_timer(void)
 int main(uintptr_t dtb)
 {
     uint32_t cpsr = read_cpsr();
+    /* First, so the console is the device tree's before anything is printed. */
+    int rc = platform_init((const void *)dtb, &plat_storage);
 
     printf("\ncamsoc firmware selftest\n");
     printf("    MIDR %08x, CPSR %08x, DTB %08x, image %08x..%08x\n", read_midr(), cpsr,
@@ -436,7 +437,7 @@ int main(uintptr_t dtb)
     check((cpsr & CPSR_MODE_MASK) == CPSR_MODE_SVC, "running in SVC mode");
     check(read_vbar() == (uint32_t)(uintptr_t)__vectors, "VBAR points at the vectors");
     test_printf();
-    if (test_dtb(dtb) == 0) {
+    if (test_dtb(dtb, rc) == 0) {
         test_fdt_walker();
         test_psci();
         test_mmu(dtb);

@@ -4,7 +4,9 @@ the prebuilt ELF files have the layout the harness loader relies on."""
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -185,3 +187,23 @@ def test_prebuilt_segments_lie_in_ram_above_the_image_base(prebuilt_elf: Path) -
         assert executable
         assert executable[0][0] == IMAGE_BASE
         assert all(not s[2] & P_FLAGS.PF_W for s in executable), "code is not writable"
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("board", ["virt", "camsoc"])
+def test_prebuilt_selftest_passes_on_the_harness(board: str, tmp_path: Path) -> None:
+    from emu.cli import main
+
+    report = tmp_path / "run.json"
+    out = io.StringIO()
+    argv = ["run", "--board", board, "--elf", str(PREBUILT / "selftest.elf")]
+    argv += ["--json", str(report), "--max-seconds", "60", "--quiet"]
+    status = main(argv, stdout=out)
+    run = json.loads(report.read_text())
+    console = run["console"]
+    assert "selftest: PASS" in console, console[-2000:]
+    assert "[FAIL]" not in console
+    assert run["result"]["reason"] == "poweroff"
+    assert run["result"]["exit_status"] == 0
+    assert run["guest_errors"] == []
+    assert status == 0

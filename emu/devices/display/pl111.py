@@ -179,7 +179,7 @@ class Pl111(Device):
         self.frame_count = 0
         self.bus_errors: list[dict[str, Any]] = []
         self._ris = 0
-        self._frame_start = 0
+        self._next_frame = 0
         self._frame_event: Event | None = None
         self._vcomp_event: Event | None = None
         self._fetch_verdicts: dict[tuple[int, int], bool] = {}
@@ -312,7 +312,8 @@ class Pl111(Device):
 
     # frame timing -----------------------------------------------------------
     def _start(self) -> None:
-        self._frame_event = self.clock.schedule_at(self.clock.now, self._frame,
+        self._next_frame = self.clock.now
+        self._frame_event = self.clock.schedule_at(self._next_frame, self._frame,
                                                    f"{self.ctx.name} frame")
 
     def _stop(self) -> None:
@@ -323,13 +324,12 @@ class Pl111(Device):
 
     def _frame(self) -> None:
         """A frame starts: latch the bases, raise LNBU, fetch, schedule VComp and the next."""
-        start = self._frame_event.when if self._frame_event is not None else self.clock.now
-        self._frame_start = start
+        # When one advance spans several frames the clock runs this late, so the
+        # frame's own start tick is kept here rather than read from the clock.
+        start = self._next_frame
         self.frame_count += 1
         self.set("LCDUPCURR", self.get("LCDUPBASE"))
         self.set("LCDLPCURR", self.get("LCDLPBASE"))
-        self._frame_event = self.clock.schedule_at(start + self.frame_period_ticks(),
-                                                   self._frame, f"{self.ctx.name} frame")
         bits = INT_LNBU
         offset = self.vcomp_offset_ticks()
         if offset == 0:
@@ -337,6 +337,9 @@ class Pl111(Device):
         else:
             self._vcomp_event = self.clock.schedule_at(start + offset, self._vcomp,
                                                        f"{self.ctx.name} vcomp")
+        self._next_frame = start + self.frame_period_ticks()
+        self._frame_event = self.clock.schedule_at(self._next_frame, self._frame,
+                                                   f"{self.ctx.name} frame")
         if not self._fetch_ok(self.get("LCDUPCURR")):
             bits |= INT_MBERROR
         self._raise(bits)
