@@ -180,6 +180,7 @@ SCENARIOS = (
     Scenario("reusable, lend from bottom", lend_from="bottom"),
     Scenario("reusable, 2% pinned", pin_share=0.02),
     Scenario("reusable, 10% pinned", pin_share=0.10),
+    Scenario("reusable, 30% pinned", pin_share=0.30),
 )
 
 
@@ -381,9 +382,9 @@ def render_table(report: Report, out: IO[str]) -> None:
     table = Table(title=(f"Reusable regions: {seeds}, {report.ticks} ticks, "
                          f"{REGION_SIZE // _MIB} MiB region ({report.allocator}), "
                          f"{SYSTEM_SIZE // _MIB} MiB system RAM"))
-    headers = ("scenario", "alloc success", "blocked by pins", "reclaimed (mean)",
-               "of idle CMA", "lends refused", "pages moved/alloc", "max", "to system",
-               "µs/alloc", "max µs", "corrupt")
+    headers = ("scenario", "success", "pin fails", "reclaimed", "of idle", "lends refused",
+               "moved/alloc", "max moved", "to system", "ranges refused", "µs/alloc", "max µs",
+               "corrupt")
     for header in headers:
         table.add_column(header, justify="left" if header == "scenario" else "right")
     for r in report.results:
@@ -398,11 +399,12 @@ def render_table(report: Report, out: IO[str]) -> None:
             f"{r.mean_pages_per_alloc:.1f}",
             f"{r.max_pages_per_alloc}",
             f"{r.to_system}",
+            f"{r.refused_ranges}",
             f"{r.mean_cost_us:,.0f}",
             f"{r.max_cost_us:,.0f}",
             f"{r.corrupt}",
         )
-    Console(file=out, width=180).print(table)
+    Console(file=out, width=200).print(table)
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:

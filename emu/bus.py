@@ -248,8 +248,7 @@ class Bus:
         for region, handler in self._flash_writers:
             if region.contains(addr, size):
                 handler(addr - region.start, size, value & ((1 << (8 * size)) - 1))
-                # the store is consumed by the part: put the old bytes back after Unicorn writes
-                return True
+                return True  # handled: Unicorn skips the store, the flash bytes stay as they are
         return False
 
     # host access (loaders, page walks, DMA) --------------------------------

@@ -41,7 +41,7 @@ from emu.dt import guest
 from emu.dt.address import cpu_reg_windows
 from emu.dt.dmamap import dma_map_for, dma_masters
 from emu.dt.tree import DeviceTree, Node
-from emu.errors import ConfigurationError, ImageError
+from emu.errors import ConfigurationError, DeviceTreeError, ImageError
 from emu.loaders import ElfImage, RawImage, ZImage, read_image
 from emu.loaders.boot import BootPlan, linux_regs, place_dtb, place_initrd
 from emu.loaders.raw import Segment
@@ -184,14 +184,20 @@ class Machine:
                 self._build_timer(node)
                 continue
             if "cfi-flash" in compat:
+                flog = DeviceLog(node.name)
+                self.logs.append(flog)
+
+                def on_write(offset: int, size: int, value: int, flog: DeviceLog = flog) -> None:
+                    flog.unimp(f"flash command 0x{value:x} ignored (CFI commands not modelled)")
+
                 for i, (start, size) in enumerate(cpu_reg_windows(node)):
-                    self.bus.add_flash(f"{node.path}#{i}", start, size)
+                    self.bus.add_flash(f"{node.path}#{i}", start, size, on_write)
                 continue
             if not node.has_prop("reg") or node.parent is None or node.parent.name == "cpus":
                 continue
             try:
                 windows = cpu_reg_windows(node)
-            except Exception:  # a reg that does not translate to the CPU: not memory-mapped
+            except DeviceTreeError:  # a reg that does not reach the CPU: not memory-mapped
                 continue
             if not windows:
                 continue
@@ -272,6 +278,14 @@ class Machine:
         self.exceptions.log.guest_error(
             f"{'write' if write else 'read'} of {size} bytes at 0x{addr:08x}: no device there"
         )
+
+    def translate(self, va: int) -> int | None:
+        """The physical address of ``va`` under the guest's current page tables (tools)."""
+        return self.exceptions.translate(va).phys
+
+    def symbolize(self, addr: int) -> str:
+        """``name+0x10`` from the loaded ELF's symbols, hex otherwise."""
+        return self.symbols.symbolize(addr) if self.symbols else f"0x{addr:08x}"
 
     @property
     def ram(self) -> tuple[int, int]:
@@ -450,19 +464,26 @@ class Machine:
 
     def run(self, max_instructions: int | None = None, until_console: str | None = None,
             max_seconds: float | None = None) -> RunResult:
-        """Run until a stop condition; see :data:`STOP_REASONS`."""
+        """Run until a stop condition; see :data:`STOP_REASONS`.
+
+        ``until_console`` is looked for in what the guest prints during this call,
+        after all queued input has been typed. A run can be continued by calling
+        this again (after :meth:`send`, for instance); a run that ended with
+        poweroff, reset, idle or fault stays ended.
+        """
         self._prepare()
         uc = self.cpu.uc
         t0 = time.perf_counter()
         start_instr = self.instructions
         until = until_console.encode() if until_console else None
+        run_from = len(self.console)
         reason, status, message = "", None, ""
         while True:
             if self._stop is not None:
                 reason, status, message = self._stop
                 break
             if until is not None and not self.input_pending and \
-                    self.console.find(until, self._until_from) >= 0:
+                    self.console.find(until, max(self._until_from, run_from)) >= 0:
                 reason = "until"
                 break
             if max_instructions is not None and self.instructions - start_instr \

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,6 +49,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host-decompress", action="store_true",
                    help="decompress a zImage payload on the host and enter the kernel directly")
     p.add_argument("--quiet", action="store_true", help="do not echo the console")
+    p.add_argument("--verbose", action="store_true",
+                   help="log guest errors and unimplemented features as they happen")
     p.set_defaults(func=cmd_run)
 
 
@@ -101,6 +105,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.write(data.decode("utf-8", errors="replace"))
         out.flush()
 
+    emu_log = logging.getLogger("emu")
+    saved_level = emu_log.level
+    if not args.verbose:  # the summary lists them; do not interleave them with the console
+        emu_log.setLevel(logging.ERROR)
+    try:
+        return _run(args, out, echo)
+    finally:
+        emu_log.setLevel(saved_level)
+
+
+def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -> int:
     machine = Machine(args.board, cpu=args.cpu, console=None if args.quiet else echo)
     if args.bios:
         machine.load_bios(args.bios)
@@ -119,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = machine.run(max_instructions=args.max_instructions, until_console=args.until,
                          max_seconds=args.max_seconds)
     code = _exit_status(args, result)
-    err = sys.stderr
+    err = getattr(args, "stderr", None) or sys.stderr
     print(file=err)
     print(f"stop: {result.reason}" + (f" (status {result.exit_status})"
                                       if result.exit_status is not None else "")

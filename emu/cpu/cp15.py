@@ -27,9 +27,11 @@ share their low 28 bits) instead of a disassembler, which is what keeps a
 4 KiB scan near a millisecond.
 
 Conditional instructions are honoured (ARM condition field, Thumb IT state).
-A counter read repeated from the same address within one run slice is a
-polling loop: the intercept stops the slice and the machine lets virtual time
-run to the slice's end (see docs/time.md).
+Virtual time does not move inside a run slice, so a loop waiting for the
+counter would spin until the slice ends. When one address has read the counter
+:data:`POLL_READS` times within a slice, the loop is taken to be polling: the
+intercept stops the slice and the machine lets virtual time run to the slice's
+end (see docs/time.md).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from emu.devices.timer.arm_generic_timer import CP15_TIMER_REGS, GenericTimer
 log = logging.getLogger("emu.cpu.cp15")
 
 PAGE = 0x1000
+#: reads of the counter from one address within one slice that make it a polling loop
+POLL_READS = 4
 COUNTER_REGS = frozenset({"CNTPCT", "CNTVCT"})
 
 
@@ -136,7 +140,7 @@ class TimerIntercept:
         self._hooked: dict[tuple[int, bool], int] = {}
         self.flush_ranges: list[tuple[int, int]] = []
         self.poll_stop = False
-        self._slice_reads: set[int] = set()
+        self._slice_reads: dict[int, int] = {}
         self.stats = {"pages_scanned": 0, "scan_seconds": 0.0, "sites": 0, "emulated": 0,
                       "discovery_stops": 0, "poll_stops": 0, "edge_events": 0}
 
@@ -227,12 +231,13 @@ class TimerIntercept:
         rt, rt2 = (word >> 12) & 0xF, (word >> 16) & 0xF
         if passed:
             if is_read and name in COUNTER_REGS:
-                if address in self._slice_reads:
+                seen = self._slice_reads.get(address, 0)
+                if seen >= POLL_READS:
                     self.poll_stop = True
                     self.stats["poll_stops"] += 1
                     uc.emu_stop()
                     return
-                self._slice_reads.add(address)
+                self._slice_reads[address] = seen + 1
             self.stats["emulated"] += 1
             if is_read:
                 value = self.timer.read_cp15(name)

@@ -25,8 +25,8 @@ def read_image(path: str | Path) -> bytes:
         raise ImageError(f"cannot read image {str(path)!r}: {exc.strerror or exc}") from exc
 
 
-def identify(data: bytes) -> str:
-    """The name of the first loader whose probe accepts ``data``."""
+def identify(data: bytes | str | Path) -> str:
+    """The name of the first loader whose probe accepts ``data`` (bytes or a path)."""
     for loader in LOADERS:
         if loader.is_compatible(data):
             return loader.kind

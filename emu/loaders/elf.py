@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import io
+from pathlib import Path
 from typing import ClassVar
 
 from elftools.common.exceptions import ELFError
@@ -11,7 +12,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from emu.errors import ImageError
-from emu.loaders.raw import Segment
+from emu.loaders.raw import Segment, probe_bytes
 
 EM_ARM = 40
 
@@ -65,8 +66,9 @@ class ElfImage:
         self._sym_names = [n for _, n in order]
 
     @staticmethod
-    def is_compatible(data: bytes) -> bool:
-        return data[:4] == b"\x7fELF"
+    def is_compatible(data: bytes | str | Path) -> bool:
+        """An ELF header (bytes or a file path)."""
+        return probe_bytes(data)[:4] == b"\x7fELF"
 
     def segments(self) -> list[Segment]:
         return list(self._segments)

@@ -3,7 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
+
+#: bytes a probe needs to recognise any supported format
+PROBE_SIZE = 0x40
+
+
+def probe_bytes(image: bytes | str | Path) -> bytes:
+    """The head of an image given as bytes or as a path (unreadable files give b"")."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image[:PROBE_SIZE])
+    try:
+        with open(image, "rb") as f:
+            return f.read(PROBE_SIZE)
+    except OSError:
+        return b""
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,7 @@ class RawImage:
         self.entry = address if entry is None else entry
 
     @staticmethod
-    def is_compatible(data: bytes) -> bool:
+    def is_compatible(data: bytes | str | Path) -> bool:
         """Anything is a raw binary: this loader is the last resort."""
         return True
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import lzma
 import struct
 import zlib
+from pathlib import Path
 from typing import ClassVar
 
 from emu.errors import ImageError
+from emu.loaders.raw import probe_bytes
 
 ZIMAGE_MAGIC = 0x016F2818
 TEXT_OFFSET = 0x8000
@@ -41,8 +43,10 @@ class ZImage:
         self.start, self.end = struct.unpack_from("<II", data, 0x28)
 
     @staticmethod
-    def is_compatible(data: bytes) -> bool:
-        return len(data) >= 0x30 and struct.unpack_from("<I", data, 0x24)[0] == ZIMAGE_MAGIC
+    def is_compatible(data: bytes | str | Path) -> bool:
+        """The zImage magic at 0x24 (bytes or a file path)."""
+        head = probe_bytes(data)
+        return len(head) >= 0x30 and struct.unpack_from("<I", head, 0x24)[0] == ZIMAGE_MAGIC
 
     def text_offset(self) -> int:
         """Where the decompressed kernel goes above the start of RAM.

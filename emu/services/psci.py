@@ -3,7 +3,7 @@
 | function            | ID (SMC32)  | result                                              |
 |---------------------|-------------|-----------------------------------------------------|
 | PSCI_VERSION        | 0x84000000  | 0x00010000 (1.0)                                    |
-| CPU_SUSPEND         | 0x84000001  | SUCCESS at once: the machine treats it as WFI       |
+| CPU_SUSPEND         | 0x84000001  | SUCCESS at once (as if woken immediately)           |
 | CPU_OFF             | 0x84000002  | the only CPU going off ends the run ("poweroff")    |
 | CPU_ON              | 0x84000003  | NOT_SUPPORTED: one CPU                              |
 | AFFINITY_INFO       | 0x84000004  | 0 (ON) for CPU 0, INVALID_PARAMETERS otherwise      |
@@ -13,11 +13,9 @@
 | PSCI_FEATURES       | 0x8400000A  | 0 for an implemented ID, NOT_SUPPORTED otherwise    |
 
 SYSTEM_OFF takes no argument in the PSCI specification; our own firmware puts
-an exit status in r1 (the value a test scenario reports), which this machine
-returns as the run's exit status. Other guests leave r1 as it happens to be,
-so the status is only trusted when bit 31..8 are zero ("status & 0xff" is used;
-see docs/machine.md). The 64-bit (SMC64) IDs 0xC4... of CPU_SUSPEND, CPU_ON,
-AFFINITY_INFO are answered like their 32-bit forms.
+an exit status in r1, and the run's exit status is ``r1 & 0xff`` (other guests
+leave r1 as it happens to be; see docs/machine.md). The 64-bit (SMC64) IDs
+0xC4... of CPU_SUSPEND, CPU_ON and AFFINITY_INFO are answered like their 32-bit forms.
 """
 
 from __future__ import annotations

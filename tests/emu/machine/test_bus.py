@@ -59,7 +59,8 @@ def test_dma_outside_window_refused_and_recorded(bus: Bus) -> None:
     assert [(r.bus, r.size, r.access) for r in refused] == [
         (RAM + 0x10, 4, "write"), (0x10_0000 - 2, 4, "write"), (0x20_0000, 4, "read")]
     assert all(r.time == 1234 for r in refused)
-    assert "outside" in refused[0].reason and "crosses" in refused[1].reason
+    assert "outside" in refused[0].reason
+    assert "crosses" in refused[1].reason
     assert bus.read(RAM + 0x10_0000 - 2, 4) == bytes(4)  # nothing written
 
 
@@ -68,7 +69,8 @@ def test_window_onto_non_ram_is_refused(bus: Bus) -> None:
     assert not v.write(0, b"\1")
     assert "not RAM" in bus.dma_log.refused()[0].reason
     ident = bus.view("plain")
-    assert ident.write(RAM, b"\1") and not ident.write(RAM + RAM_SIZE, b"\1")
+    assert ident.write(RAM, b"\1")
+    assert not ident.write(RAM + RAM_SIZE, b"\1")
 
 
 @settings(max_examples=60, deadline=None)
@@ -77,14 +79,15 @@ def test_dma_accepted_iff_inside_one_window(bus_addr: int, size: int) -> None:
     b = Bus(Cpu().uc, VirtualClock())
     b.add_ram("ram", RAM, RAM_SIZE)
     v = b.view("m", [DmaWindow(RAM + 0x1000, 0x10_0000, 0x10_0000)])
-    inside = 0x10_0000 <= bus_addr and bus_addr + size <= 0x20_0000
+    inside = bus_addr >= 0x10_0000 and bus_addr + size <= 0x20_0000
     assert v.write(bus_addr, b"\xaa" * size) == inside
     assert len(b.dma_log.records) == 1
     rec = b.dma_log.records[0]
     assert rec.kind == ("write" if inside else "refused")
     if inside:
         assert rec.phys == RAM + 0x1000 + bus_addr - 0x10_0000
-        assert rec.phys is not None and b.read(rec.phys, size) == b"\xaa" * size
+        assert rec.phys is not None
+        assert b.read(rec.phys, size) == b"\xaa" * size
 
 
 @pytest.mark.emulator
@@ -114,5 +117,6 @@ _start:
     assert result.exit_status == 0  # the stub read as zero
     (stub,) = m.touched_stubs()
     assert stub["name"] == "/mystery@a000000"
-    assert stub["start"] == 0x0A00_0000 and stub["accesses"] == 2
+    assert stub["start"] == 0x0A00_0000
+    assert stub["accesses"] == 2
     assert any("mystery" in u for u in m.unimplemented())

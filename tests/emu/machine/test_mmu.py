@@ -27,7 +27,8 @@ def test_section_and_translation_fault() -> None:
     tables = {TTB + (0x400 * 4): 0x4000_0000 | 0xC02}
     s, read = _state(tables)
     w = mmu.walk(s, 0x4001_2345, read, check=True)
-    assert w.ok and w.phys == 0x4001_2345
+    assert w.ok
+    assert w.phys == 0x4001_2345
     bad = mmu.walk(s, 0x3000_0000, read, check=True)
     assert bad.fault == mmu.FS_TRANSLATION_SECTION
     assert mmu.fault_status(bad.fault, bad.domain, write=True) == 0x805
@@ -51,7 +52,9 @@ def test_small_and_large_pages() -> None:
     assert mmu.walk(s, 0x0000_5ABC, read, check=True).phys == 0x5000_0ABC
     assert mmu.walk(s, 0x0001_3ABC, read, check=True).phys == 0x6000_3ABC
     miss = mmu.walk(s, 0x0000_6000, read, check=True)
-    assert miss.fault == mmu.FS_TRANSLATION_PAGE and miss.domain == 3 and miss.level == 2
+    assert miss.fault == mmu.FS_TRANSLATION_PAGE
+    assert miss.domain == 3
+    assert miss.level == 2
 
 
 def test_domain_and_permission_faults() -> None:

@@ -1,4 +1,4 @@
-"""Debian's stock U-Boot (qemu_arm) on board ``virt``: prompt, commands, determinism, QEMU parity."""
+"""Debian's stock U-Boot (qemu_arm) on board ``virt``: prompt, commands, determinism, QEMU."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def session() -> tuple[Machine, RunResult, str]:
 
 
 def test_reaches_the_prompt_and_runs_commands(session: tuple[Machine, RunResult, str]) -> None:
-    m, r, text = session
+    _m, r, text = session
     assert r.reason == "until"
     assert BANNER.search(text)
     assert "DRAM:  128 MiB" in text
@@ -54,6 +54,14 @@ def test_bdinfo_matches_the_memory_node(session: tuple[Machine, RunResult, str])
     assert (start, size) == (0x4000_0000, 0x0800_0000)
     # U-Boot found the DTB the machine put at the start of RAM
     assert "devicetree  = board" in text
+
+
+def test_flash_is_read_only_for_the_guest(session: tuple[Machine, RunResult, str]) -> None:
+    m, _r, _text = session
+    image = need_image("u-boot-qemu-arm.bin").read_bytes()
+    # U-Boot probed the flash with CFI commands; the bytes did not change
+    assert m.bus.read(0, len(image)) == image
+    assert any("flash command 0x98" in u for u in m.unimplemented())
 
 
 def test_timer_was_intercepted(session: tuple[Machine, RunResult, str]) -> None:
@@ -92,7 +100,8 @@ def _qemu_transcript(uboot: Path) -> str:
          "-monitor", "none", "-serial", "stdio", "-nic", "none"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     out = b""
     deadline = time.monotonic() + 60
     sent = 0
@@ -139,3 +148,16 @@ def test_console_matches_qemu(uboot_bin: Path, session: tuple[Machine, RunResult
     assert pick(ours) == pick(theirs)
     # the boot banner up to DRAM is identical
     assert lines(ours, "U-Boot", "Core:") == lines(theirs, "U-Boot", "Core:")
+
+
+def test_interactive_session_in_steps() -> None:
+    m = Machine("virt")
+    m.load_bios(need_image("u-boot-qemu-arm.bin"))
+    assert m.run(until_console="=> ", max_seconds=120).reason == "until"
+    before = len(m.console)
+    # the prompt is already on screen: a new run must not stop on it again
+    m.send("echo hello-from-the-harness\r")
+    r = m.run(until_console="=> ", max_seconds=120)
+    assert r.reason == "until"
+    tail = m.console[before:].decode(errors="replace")
+    assert "\nhello-from-the-harness" in tail.replace("\r", "")
