@@ -301,6 +301,9 @@ class Bus:
         return v
 
 
+DmaCheckHook = Callable[[int, int, str, "int | None", str], "str | None"]
+
+
 class BusView:
     """A DMA master's view of the bus (implements the ``DmaPort`` protocol)."""
 
@@ -311,6 +314,10 @@ class BusView:
             None if windows is None
             else tuple((w.dma_start, w.cpu_start, w.size) for w in windows)
         )
+        #: an optional second opinion on every access (see :mod:`emu.dmacheck`): called as
+        #: ``checker(bus_addr, size, access, phys_or_None, refusal)``; a returned reason
+        #: refuses an access the windows allowed
+        self.checker: DmaCheckHook | None = None
 
     def describe(self) -> dict[str, object]:
         return {
@@ -357,6 +364,10 @@ class BusView:
         if phys is not None and not self.bus.is_ram(phys, size):
             reason = f"lands at phys 0x{phys:x}, which is not RAM"
             phys = None
+        if self.checker is not None:
+            verdict = self.checker(bus_addr, size, access, phys, reason)
+            if phys is not None and verdict is not None:
+                reason, phys = verdict, None
         if phys is None:
             self.bus.dma_log.records.append(
                 DmaRecord("refused", self.name, bus_addr, size, self.bus.clock.now,

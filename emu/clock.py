@@ -65,18 +65,21 @@ class VirtualClock:
         return self._queue[0].when if self._queue else None
 
     def advance_to(self, when: int) -> int:
-        """Move time forward to ``when`` and run every event due by then, in order.
+        """Move time forward to ``when``, running every event due by then in order.
 
+        Each callback runs with :attr:`now` at its own deadline, so a periodic
+        device that reschedules itself keeps its period across a long step.
         Returns the number of callbacks run. Time never goes backwards.
         """
-        self.now = max(self.now, when)
         ran = 0
-        while self._queue and self._queue[0].when <= self.now:
+        while self._queue and self._queue[0].when <= when:
             ev = heapq.heappop(self._queue)
             if ev.cancelled:
                 continue
+            self.now = max(self.now, ev.when)
             ev.callback()
             ran += 1
+        self.now = max(self.now, when)
         return ran
 
     def advance_by(self, delta: int) -> int:

@@ -292,6 +292,10 @@ class Machine:
         """The first RAM bank (start, size)."""
         return self.bus.ram_banks()[0]
 
+    def reserve_ram(self, what: str, address: int, size: int) -> None:
+        """Keep the DTB and initrd placement away from ``[address, address + size)``."""
+        self._dtb_used.append((what, address, size))
+
     def load_segments(self, what: str, segments: list[Segment]) -> None:
         for seg in segments:
             if not self.bus.is_memory(seg.address, max(seg.size, 1)):

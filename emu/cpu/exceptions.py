@@ -131,6 +131,10 @@ class ExceptionUnit:
             ttbcr=c.read_cp15(2, 0, 0, 2), dacr=c.read_cp15(3, 0, 0, 0),
         )
 
+    def mmu_enabled(self) -> bool:
+        """Whether stage-1 translation is on (SCTLR.M)."""
+        return bool(self.cpu.sctlr & 1)
+
     def translate(self, va: int, *, write: bool = False, fetch: bool = False,
                   check: bool = False) -> mmu.Walk:
         """Walk the current tables for ``va`` (tools and fault decoding)."""
