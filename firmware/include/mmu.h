@@ -4,10 +4,13 @@
  *
  * Virtual memory map after mmu_init(ram_base, ram_size):
  *   0x00000000-0x000fffff  unmapped (catches NULL pointers)
- *   0x00100000-0xbfffffff  identity: RAM as Normal write-back cacheable, everything else
+ *   0x00100000-0x7fffffff  identity: RAM as Normal write-back cacheable, everything else
  *                          Device (shareable), execute-never
- *   0xc0000000-0xefffffff  linear map of RAM: VA LINEAR_VA_BASE + n -> ram_base + n
- *                          (Normal write-back cacheable), at most LINEAR_VA_MAX bytes
+ *   0x80000000-0xefffffff  linear map of RAM: VA LINEAR_VA_BASE + n -> ram_base + n
+ *                          (Normal write-back cacheable), at most LINEAR_VA_MAX bytes.
+ *                          Like Linux with CONFIG_VMSPLIT_2G (PAGE_OFFSET 0x80000000), so no
+ *                          CPU address of RAM equals a bus address on camsoc's two buses
+ *                          (0x0 and 0xC0000000) or the physical address (0x40000000).
  *   0xf0000000-0xffefffff  uncached window, filled by mmu_map_uncached() / mmu_map_coherent()
  *   0xfff00000-0xffffffff  unmapped (MMU_FAULT_VA: a VA guaranteed to abort)
  */
@@ -18,8 +21,8 @@
 
 #define SECTION_SHIFT       20
 #define SECTION_SIZE        (1u << SECTION_SHIFT)
-#define LINEAR_VA_BASE      0xc0000000u
-#define LINEAR_VA_MAX       0x30000000u
+#define LINEAR_VA_BASE      0x80000000u
+#define LINEAR_VA_MAX       0x70000000u
 #define UNCACHED_VA_BASE    0xf0000000u
 #define UNCACHED_VA_END     0xfff00000u
 #define MMU_FAULT_VA        0xfff00000u

@@ -220,7 +220,7 @@ static uint32_t test_buf[256] __attribute__((aligned(256)));
 static void test_mmu(uintptr_t dtb_addr)
 {
     uint32_t ram_base = (uint32_t)plat->ram_base;
-    uint32_t ram_size = (uint32_t)(plat->ram_size > 0xc0000000u ? 0xc0000000u : plat->ram_size);
+    uint32_t ram_size = (uint32_t)(plat->ram_size > LINEAR_VA_BASE ? LINEAR_VA_BASE : plat->ram_size);
     uint32_t pa = (uint32_t)(uintptr_t)test_buf, got = 0, last_pa, i;
     volatile uint32_t *lin, *ident = test_buf;
     int type = -2, ok;
