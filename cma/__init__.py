@@ -22,6 +22,7 @@ from cma.errors import (
     PlacementError,
     UnknownChunk,
 )
+from cma.movable import MovablePage, MovablePool
 from cma.placement import PlacedRegion, reserve
 from cma.region import Chunk, Region
 from cma.translate import (
@@ -44,6 +45,8 @@ __all__ = [
     "IdentityTranslator",
     "InvalidArgument",
     "MapRule",
+    "MovablePage",
+    "MovablePool",
     "NoMemory",
     "NoRegion",
     "NotReachable",

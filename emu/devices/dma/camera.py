@@ -25,6 +25,8 @@ Not modelled (logged as unimplemented): scaling, cropping, other formats.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -91,6 +93,8 @@ class CameraDma(Device):
     )
 
     def __init__(self, ctx: DeviceContext) -> None:
+        #: called with every frame written in full and its bytes (lines joined, no padding)
+        self.on_frame: Callable[[FrameRecord, bytes], None] | None = None
         self.frames: list[FrameRecord] = []
         self.errors: list[dict[str, Any]] = []
         self._event: Event | None = None
@@ -210,6 +214,8 @@ class CameraDma(Device):
                              height=height, format=fmt.name, stride=stride,
                              time=self.clock.now, ok=False)
         lines = render_frame(width, height, fmt, seq)
+        if len(lines[0]) >= 12:
+            record.crc = struct.unpack_from("<I", lines[0], 8)[0]
         if port is None:
             self._bus_error(bus, slot, seq, "no DMA port connected")
             self.frames.append(record)
@@ -228,6 +234,8 @@ class CameraDma(Device):
                     return
         record.ok = True
         self.frames.append(record)
+        if self.on_frame is not None:
+            self.on_frame(record, b"".join(lines))
         self.set("BUF_READY", self.get("BUF_READY") & ~(1 << slot))
         self.set("SLOT_SEQ", seq, slot)
         self.set("LAST_SLOT", slot)
@@ -268,6 +276,7 @@ class FrameRecord:
     stride: int
     time: int
     ok: bool
+    crc: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,1 @@
+"""Pictures of a run: captured frames and the memory map (PNG, via Pillow)."""
