@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from emu.cpu.core import CPU_MODELS
 from emu.errors import ConfigurationError
 from emu.machine import Machine, RunResult
+from emu.system import System
 
 #: version of the JSON result written by ``--json`` (see docs/machine.md)
 RESULT_SCHEMA = "emu-run/1"
@@ -48,13 +49,32 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cpu", default="cortex-a15", choices=sorted(CPU_MODELS))
     p.add_argument("--host-decompress", action="store_true",
                    help="decompress a zImage payload on the host and enter the kernel directly")
+    p.add_argument("--cma", metavar="TEXT",
+                   help="configuration of the CMA core: 2010 'cma=... cma_map=...' or modern "
+                        "'cma=64M@...'; reserved at boot and published in the guest's DTB "
+                        "(default: a 2010-style cma=/cma_map= found in --append)")
+    p.add_argument("--cma-defaults", metavar="TEXT",
+                   help="platform defaults used when the CMA configuration says nothing")
+    p.add_argument("--page-offset", default="0x80000000", metavar="ADDR",
+                   help="the guest's linear map base (CPU address of RAM's start), or 'none' "
+                        "(default 0x80000000, our firmware's)")
+    p.add_argument("--dma-policy", default="chunks", choices=("chunks", "reserved", "window"),
+                   help="what DMA masters may write: live CMA chunks (default), anything in a "
+                        "CMA region, or anything their bus window reaches")
+    p.add_argument("--png", metavar="DIR",
+                   help="write captured frames and a picture of the memory map as PNG")
+    p.add_argument("--keep-frames", type=int, default=8, metavar="N",
+                   help="with --png, how many of the last frames to keep (default 8)")
     p.add_argument("--quiet", action="store_true", help="do not echo the console")
     p.add_argument("--verbose", action="store_true",
                    help="log guest errors and unimplemented features as they happen")
     p.set_defaults(func=cmd_run)
 
 
-def _exit_status(args: argparse.Namespace, result: RunResult) -> int:
+def _exit_status(args: argparse.Namespace, result: RunResult,
+                 system: System | None = None) -> int:
+    if system is not None and system.failures():
+        return 1
     if result.reason == "until":
         return 0
     if result.reason == "poweroff":
@@ -65,9 +85,9 @@ def _exit_status(args: argparse.Namespace, result: RunResult) -> int:
 
 
 def result_json(machine: Machine, result: RunResult, args: argparse.Namespace,
-                code: int) -> dict[str, Any]:
+                code: int, system: System | None = None) -> dict[str, Any]:
     """The versioned JSON document of one run (schema in docs/machine.md)."""
-    return {
+    doc = {
         "schema": RESULT_SCHEMA,
         "board": args.board,
         "image": {"kind": "bios" if args.bios else "kernel" if args.kernel else "elf",
@@ -90,6 +110,11 @@ def result_json(machine: Machine, result: RunResult, args: argparse.Namespace,
         "trace_digest": machine.trace_digest(),
         "memory_map": machine.describe()["memory_map"],
     }
+    if system is not None:
+        doc["system"] = system.describe()
+        doc["frames"] = system.frame_records()
+        doc["failures"] = system.failures()
+    return doc
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -129,11 +154,12 @@ def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -
             guest.set_bootargs(machine.tree, args.append)
     if args.dtb:
         machine.set_dtb(args.dtb)
+    system = _system(args, machine)
     for line in args.send:
         machine.send(line + "\r", after=args.prompt or None)
     result = machine.run(max_instructions=args.max_instructions, until_console=args.until,
                          max_seconds=args.max_seconds)
-    code = _exit_status(args, result)
+    code = _exit_status(args, result, system)
     err = getattr(args, "stderr", None) or sys.stderr
     print(file=err)
     print(f"stop: {result.reason}" + (f" (status {result.exit_status})"
@@ -150,7 +176,52 @@ def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -
         print(f"guest errors: {len(errors)}", file=err)
         for e in errors[:10]:
             print(f"  {e}", file=err)
+    if system is not None:
+        _summarise_system(system, err)
+        if args.png:
+            for path in system.write_pngs(Path(args.png)):
+                print(f"wrote {path}", file=err)
     if args.json:
-        Path(args.json).write_text(json.dumps(result_json(machine, result, args, code),
+        Path(args.json).write_text(json.dumps(result_json(machine, result, args, code, system),
                                               indent=2) + "\n")
     return code
+
+
+def _cma_text(args: argparse.Namespace) -> str:
+    if args.cma is not None:
+        return str(args.cma)
+    if not args.append:
+        return ""
+    from cma.cmdline import is_modern_form, split_cmdline
+
+    picked = [f"{k}={v}" for k, v in split_cmdline(args.append)
+              if v is not None and (k == "cma_map" or (k == "cma" and not is_modern_form(v)))]
+    return " ".join(picked)
+
+
+def _system(args: argparse.Namespace, machine: Machine) -> System | None:
+    """The CMA core, its service and the DMA checker (None only without any DMA master)."""
+    text = _cma_text(args)
+    if not text and args.cma_defaults is None and not machine.views:
+        return None
+    offset = None if str(args.page_offset).lower() == "none" else int(str(args.page_offset), 0)
+    system = System(machine, text, defaults=args.cma_defaults, page_offset=offset,
+                    dma_policy=args.dma_policy)
+    if args.png:
+        system.keep_frames(args.keep_frames)
+    return system
+
+
+def _summarise_system(system: System, err: TextIO) -> None:
+    regions = system.core.regions
+    if regions:
+        print("cma regions: " + ", ".join(
+            f"{r.name} 0x{r.base:08x}+0x{r.size:x}" for r in regions), file=err)
+    frames = system.frame_records()
+    if frames:
+        landed = sum(1 for f in frames if f["landed"])
+        verified = sum(1 for f in frames if f["guest_verified"])
+        print(f"frames: {len(frames)} written, {landed} landed in live chunks, "
+              f"{verified} verified by the guest", file=err)
+    for failure in system.failures():
+        print(f"FAIL: {failure}", file=err)

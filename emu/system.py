@@ -20,6 +20,9 @@ and a command line it
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 from cma.cmdline import parse_cmdline
@@ -28,6 +31,8 @@ from cma.core import ContiguousMemory
 from cma.devicetree import parse_carveouts, parse_reserved_memory
 from cma.patterns import select_regions
 from cma.translate import DmaWindow
+from emu.devices.dma.camera import CameraDma, FrameRecord
+from emu.devices.dma.testpattern import PixelFormat
 from emu.dmacheck import DmaChecker
 from emu.dt import guest
 from emu.errors import ConfigurationError
@@ -133,6 +138,10 @@ class System:
                                   policy=dma_policy)
         for path, view in machine.views.items():
             view.checker = self.checker.for_master(self.paths.get(path, path), view)
+        self.cameras = {self.paths.get(path, path): entry.device
+                        for path, entry in machine.devices.items()
+                        if isinstance(entry.device, CameraDma)}
+        self._kept: deque[tuple[str, FrameRecord, bytes]] = deque(maxlen=0)
 
     # ---------------------------------------------------------------------------
     def _build_core(self, cmdline: str, defaults: str | CmaConfig | None,
@@ -166,7 +175,8 @@ class System:
                 name=_pool_name(region.name), base=region.base, size=region.size,
                 reusable=spec.reusable and not spec.no_map, no_map=spec.no_map,
                 default=spec.default))
-        guest.add_reserved_memory(tree, pools)
+        if pools:
+            guest.add_reserved_memory(tree, pools)
         pool_of = {r.name: _pool_name(r.name) for r in self.core.regions
                    if r.spec.source is not Source.DEVICETREE}
         linked = set(self.core.links)
@@ -211,6 +221,66 @@ class System:
                                      f"{', '.join(sorted(self.names))}")
         return entry.device
 
+    def keep_frames(self, count: int) -> None:
+        """Keep the bytes of the last ``count`` frames of every camera (for PNG output)."""
+        self._kept = deque(self._kept, maxlen=max(count, 0))
+        for name, cam in self.cameras.items():
+            cam.on_frame = (lambda rec, data, name=name:
+                            self._kept.append((name, rec, data)))
+
+    def guest_frame_reports(self) -> dict[int, tuple[bool, str]]:
+        """Frame verdicts the guest printed: ``frame SEQ ... ok`` or ``... BAD (why)``."""
+        text = self.machine.console.decode("utf-8", errors="replace")
+        out: dict[int, tuple[bool, str]] = {}
+        for m in _FRAME_LINE.finditer(text):
+            out[int(m.group(1))] = (m.group(2) == "ok", m.group(0).strip())
+        return out
+
+    def frame_records(self) -> list[dict[str, Any]]:
+        """Every frame every camera wrote: the three addresses, checksum and verdicts."""
+        reports = self.guest_frame_reports()
+        records = []
+        for name, cam in self.cameras.items():
+            for rec in cam.frames:
+                d = rec.to_dict()
+                d["master"] = name
+                d["cpu_addr"] = (self.translator.phys_to_virt(rec.phys_addr)
+                                 if rec.phys_addr is not None else None)
+                d["landed"] = rec.ok
+                guest_ok, line = reports.get(rec.seq, (None, ""))
+                d["guest_verified"] = bool(guest_ok)
+                d["guest_report"] = line
+                d["verdict"] = ("verified" if rec.ok and guest_ok else
+                                "landed" if rec.ok and guest_ok is None else
+                                "guest-rejected" if rec.ok else "refused")
+                records.append(d)
+        return records
+
+    def failures(self) -> list[str]:
+        """Why this run must not pass: DMA violations and frames the guest rejected."""
+        out = [f"{v.master}: DMA {v.access} of 0x{v.size:x} bytes at bus 0x{v.bus_addr:08x} "
+               f"refused [{v.verdict}]: {v.detail}" for v in self.checker.violations]
+        for seq, (ok, line) in sorted(self.guest_frame_reports().items()):
+            if not ok:
+                out.append(f"the guest rejected frame {seq}: {line}")
+        return out
+
+    def write_pngs(self, directory: Path) -> list[Path]:
+        """The kept frames and the memory map as PNG files under ``directory``."""
+        from emu.report.frames import save_frame
+        from emu.report.memmap import save_memory_map
+
+        written = []
+        for name, rec, data in self._kept:
+            fmt = PixelFormat[rec.format]
+            path = directory / f"{name}-frame{rec.seq:04d}.png"
+            written.append(save_frame(path, data, rec.width, rec.height, fmt))
+        written.append(save_memory_map(directory / "memory-map.png",
+                                       self.machine.bus.ram_banks(), self.core.snapshot(),
+                                       f"{self.machine.tree.root.get_string('model', '')}: "
+                                       f"{self.cmdline}"))
+        return written
+
     def describe(self) -> dict[str, Any]:
         """Regions, chunks (all three addresses), calls and DMA verdicts, for JSON."""
         snap = self.core.snapshot()
@@ -222,6 +292,9 @@ class System:
             "cma_calls": [c.to_dict() for c in self.service.calls],
             "dma": self.checker.describe(),
         }
+
+
+_FRAME_LINE = re.compile(r"^frame (\d+) .*?(ok|BAD.*)$", re.MULTILINE)
 
 
 def _pool_name(region: str) -> str:
