@@ -18,7 +18,7 @@ from cma.errors import CMAError
 from emu.errors import EmuError
 
 #: modules that contribute sub-commands, in the order they appear in ``--help``
-SUBCOMMAND_MODULES = ("emu.run_cli", "emu.dt.cli", "cma.cli")
+SUBCOMMAND_MODULES = ("emu.run_cli", "emu.scenario_cli", "emu.dt.cli", "cma.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

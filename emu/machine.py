@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emu.boards import load_board
 from emu.bus import Bus, BusView
@@ -48,6 +49,9 @@ from emu.loaders.raw import Segment
 from emu.loaders.zimage import TEXT_OFFSET
 from emu.services.psci import Psci
 from emu.services.smccc import Call, SmcccDispatcher
+
+if TYPE_CHECKING:
+    from emu.trace import Tracer
 
 log = logging.getLogger("emu.machine")
 
@@ -105,7 +109,7 @@ class Machine:
     def __init__(self, board: DeviceTree | str | Path, cpu: str = "cortex-a15",
                  clock_hz: int = DEFAULT_CLOCK_HZ,
                  console: Callable[[bytes], None] | None = None, *,
-                 max_slice: int | None = None, intercept: str = "page",
+                 max_slice: int | None = None, intercept: str = "patch",
                  char_interval: int | None = None) -> None:
         self.tree = board if isinstance(board, DeviceTree) else load_board(board)
         self.clock = VirtualClock(clock_hz)
@@ -142,14 +146,21 @@ class Machine:
         self._typing_event = False
         self._prompt_from = 0
         self._until_from = 0
+        #: called before each slice of the run loop (a debugger serves its client there)
+        self.between_slices: Callable[[], None] | None = None
+        #: set by :mod:`emu.trace` (firmware calls, slice starts); None when not tracing
+        self.tracer: Tracer | None = None
         self.bus.on_unmapped = self._hole_access
         self._build()
         self.bus.finalize()
         self.exceptions.install()
         self.intercept: TimerIntercept | None = None
         if self.timer is not None:
-            self.intercept = TimerIntercept(self.cpu, self.timer, self._read_page, intercept)
+            self.intercept = TimerIntercept(self.cpu, self.timer, self._read_page, intercept,
+                                            write_code=self._write_code)
             self.intercept.install()
+            if intercept == "patch":
+                self.exceptions.undefined_handlers.append(self.intercept.on_undefined)
 
     # building --------------------------------------------------------------------
     def _ctx(self, node: Node, irqs: list[IrqLine], dma: BusView | None = None) -> DeviceContext:
@@ -274,6 +285,15 @@ class Machine:
             return None
         return self.bus.read(w.phys & ~0xFFF, 0x1000)
 
+    def _write_code(self, va: int, data: bytes) -> bool:
+        """Overwrite guest code at virtual ``va`` (the timer intercept's patches)."""
+        w = self.exceptions.translate(va)
+        if w.phys is None or (w.phys & 0xFFF) + len(data) > 0x1000 \
+                or not self.bus.is_memory(w.phys, len(data)):
+            return False
+        self.bus.write(w.phys, data)
+        return True
+
     def _hole_access(self, addr: int, size: int, write: bool) -> None:
         self.exceptions.log.guest_error(
             f"{'write' if write else 'read'} of {size} bytes at 0x{addr:08x}: no device there"
@@ -386,7 +406,10 @@ class Machine:
     # services ---------------------------------------------------------------------
     def _service_call(self, conduit: str) -> None:
         args = tuple(self.cpu.reg(i) for i in range(1, 8))
-        out = self.smccc.dispatch(Call(conduit, self.cpu.reg(0), args))
+        call = Call(conduit, self.cpu.reg(0), args)
+        out = self.smccc.dispatch(call)
+        if self.tracer is not None:
+            self.tracer.service(call, out)
         for i, v in enumerate(out[:4]):
             self.cpu.set_reg(i, v)
 
@@ -483,6 +506,8 @@ class Machine:
         run_from = len(self.console)
         reason, status, message = "", None, ""
         while True:
+            if self.between_slices is not None:
+                self.between_slices()
             if self._stop is not None:
                 reason, status, message = self._stop
                 break
@@ -514,6 +539,8 @@ class Machine:
                 icpt.scan(self.cpu.pc)
                 for lo, hi in icpt.take_flush():
                     uc.ctl_remove_cache(lo, hi)
+            if self.tracer is not None:
+                self.tracer.slice_start(now)
             error: Exception | None = None
             try:
                 uc.emu_start(self.cpu.start_address(), NEVER_EXECUTED, count=budget)

@@ -28,8 +28,10 @@ RESULT_SCHEMA = "emu-run/1"
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="run an image on a board",
                               description="Run U-Boot, Linux or a bare-metal ELF on a board.")
-    p.add_argument("--board", required=True, help="virt, camsoc, camsoc-alias or a .dts/.dtb")
-    img = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("scenario", nargs="?", metavar="SCENARIO.toml",
+                   help="a scenario file (docs/scenarios.md) instead of --board and an image")
+    p.add_argument("--board", help="virt, camsoc, camsoc-alias or a .dts/.dtb")
+    img = p.add_mutually_exclusive_group()
     img.add_argument("--bios", metavar="FILE", help="firmware loaded into flash at 0")
     img.add_argument("--kernel", metavar="FILE", help="Linux zImage or Image")
     img.add_argument("--elf", metavar="FILE", help="bare-metal ELF image")
@@ -65,10 +67,24 @@ def register(subparsers: Any) -> None:
                    help="write captured frames and a picture of the memory map as PNG")
     p.add_argument("--keep-frames", type=int, default=8, metavar="N",
                    help="with --png, how many of the last frames to keep (default 8)")
+    p.add_argument("--gdb", type=int, metavar="PORT",
+                   help="serve the GDB remote protocol on 127.0.0.1:PORT (0: a free port); "
+                        "see docs/gdb.md")
+    p.add_argument("--gdb-wait", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --gdb, wait for the debugger before the first instruction "
+                        "(default; --no-gdb-wait starts at once)")
+    p.add_argument("--trace", metavar="CATS",
+                   help="trace cpu,mmio,dma,irq,svc (comma list, or all); see docs/trace.md")
+    p.add_argument("--trace-file", metavar="PATH", help="write the trace here (default stderr)")
+    p.add_argument("--trace-range", metavar="START-END",
+                   help="trace only virtual PCs (cpu) / physical addresses (mmio, dma) in "
+                        "[START, END); START+SIZE also works")
+    p.add_argument("--trace-window", metavar="T0-T1",
+                   help="trace only virtual time [T0, T1): ticks or with s/ms/us/ns, e.g. 1ms-2ms")
     p.add_argument("--quiet", action="store_true", help="do not echo the console")
     p.add_argument("--verbose", action="store_true",
                    help="log guest errors and unimplemented features as they happen")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, run_parser=p)
 
 
 def _exit_status(args: argparse.Namespace, result: RunResult,
@@ -118,6 +134,13 @@ def result_json(machine: Machine, result: RunResult, args: argparse.Namespace,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.scenario:
+        from emu.scenario_cli import run_scenario_command
+
+        return run_scenario_command(args)
+    if not args.board or not (args.bios or args.kernel or args.elf):
+        args.run_parser.error("--board and one of --bios, --kernel, --elf are required "
+                              "(or a scenario file)")
     out: TextIO = getattr(args, "stdout", None) or sys.stdout
     if args.initrd and not args.kernel:
         raise ConfigurationError("--initrd needs --kernel")
@@ -157,10 +180,26 @@ def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -
     system = _system(args, machine)
     for line in args.send:
         machine.send(line + "\r", after=args.prompt or None)
+    err = getattr(args, "stderr", None) or sys.stderr
+    stub = None
+    if args.gdb is not None:
+        from emu.gdbstub import GdbStub
+
+        stub = GdbStub(machine, args.gdb, wait=args.gdb_wait)
+        print(f"gdb: listening on {stub.address}", file=err, flush=True)
+    tracer = None
+    if args.trace or args.trace_file or args.trace_range or args.trace_window:
+        from emu import trace
+
+        tracer = trace.install(machine, args.trace, path=args.trace_file, stream=err,
+                               addr_range=args.trace_range, window=args.trace_window)
     result = machine.run(max_instructions=args.max_instructions, until_console=args.until,
                          max_seconds=args.max_seconds)
+    if tracer is not None:
+        tracer.close()
+    if stub is not None:
+        stub.finish(result)
     code = _exit_status(args, result, system)
-    err = getattr(args, "stderr", None) or sys.stderr
     print(file=err)
     print(f"stop: {result.reason}" + (f" (status {result.exit_status})"
                                       if result.exit_status is not None else "")

@@ -294,7 +294,8 @@ class System:
         }
 
 
-_FRAME_LINE = re.compile(r"^frame (\d+) .*?(ok|BAD.*)$", re.MULTILINE)
+#: a UART console ends lines with "\r\n"
+_FRAME_LINE = re.compile(r"^frame (\d+) .*?(ok|BAD.*?)\r?$", re.MULTILINE)
 
 
 def _pool_name(region: str) -> str:

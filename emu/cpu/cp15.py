@@ -32,6 +32,21 @@ counter would spin until the slice ends. When one address has read the counter
 :data:`POLL_READS` times within a slice, the loop is taken to be polling: the
 intercept stops the slice and the machine lets virtual time run to the slice's
 end (see docs/time.md).
+
+``patch`` mode (the machine's default) finds sites the same way as ``page``
+mode but installs no code hook: each site is overwritten in guest memory with
+a permanently undefined instruction (ARM ``UDF``, Thumb ``UDF.W``) whose
+16-bit immediate indexes a table of the original encodings
+(:data:`PATCH_BASE` + index). The undefined-instruction trap brings the CPU
+back here, where the original instruction is emulated. Why: Unicorn's
+``count=`` slicing installs a per-instruction code hook, and with it every
+executed instruction walks the list of *all* code hooks, so one hook per site
+costs about 2 ns per site per instruction (100 sites: 120 -> 5 MIPS). Only
+sites in the instruction set the CPU is running when the page is scanned are
+patched, so the halves of ARM instructions are never mistaken for Thumb code.
+The guest sees the patched words if it reads its own code; copies of patched
+code (U-Boot relocating itself) keep working because the immediate, not the
+address, names the original.
 """
 
 from __future__ import annotations
@@ -54,6 +69,10 @@ log = logging.getLogger("emu.cpu.cp15")
 PAGE = 0x1000
 #: reads of the counter from one address within one slice that make it a polling loop
 POLL_READS = 4
+#: first UDF immediate used for patched sites (Linux uses 0x0010-0x0014, 0xDEFE, 0xFFDE)
+PATCH_BASE = 0xC000
+PATCH_LIMIT = 0x1000
+MODES = ("patch", "page", "block")
 COUNTER_REGS = frozenset({"CNTPCT", "CNTVCT"})
 
 
@@ -123,19 +142,51 @@ def scan_page(data: bytes, base: int) -> list[tuple[int, bool, int]]:
     return found
 
 
+def udf_encoding(imm16: int, thumb: bool) -> bytes:
+    """The bytes of ``UDF #imm16`` (ARM) or ``UDF.W #imm16`` (Thumb), little-endian."""
+    if not 0 <= imm16 <= 0xFFFF:
+        raise ValueError(f"UDF immediate must fit 16 bits, not 0x{imm16:x}")
+    if thumb:
+        hw1, hw2 = 0xF7F0 | imm16 >> 12, 0xA000 | (imm16 & 0xFFF)
+        return hw1.to_bytes(2, "little") + hw2.to_bytes(2, "little")
+    return (0xE7F000F0 | (imm16 >> 4) << 8 | (imm16 & 0xF)).to_bytes(4, "little")
+
+
+def udf_immediate(raw: bytes, thumb: bool) -> int | None:
+    """The immediate of the UDF in ``raw`` (4 bytes at the PC), None for anything else."""
+    if len(raw) < 4:
+        return None
+    if thumb:
+        hw1, hw2 = int.from_bytes(raw[:2], "little"), int.from_bytes(raw[2:4], "little")
+        if hw1 & 0xFFF0 != 0xF7F0 or hw2 & 0xF000 != 0xA000:
+            return None
+        return (hw1 & 0xF) << 12 | (hw2 & 0xFFF)
+    w = int.from_bytes(raw[:4], "little")
+    if w & 0xFFF000F0 != 0xE7F000F0:
+        return None
+    return ((w >> 8) & 0xFFF) << 4 | (w & 0xF)
+
+
 class TimerIntercept:
     """Hooks the CP15 c14 instructions of the guest and answers them from the timer model."""
 
     def __init__(self, cpu: Cpu, timer: GenericTimer,
-                 read_page: Callable[[int], bytes | None], mode: str = "page") -> None:
-        if mode not in ("page", "block"):
-            raise ValueError(f"intercept mode must be 'page' or 'block', not {mode!r}")
+                 read_page: Callable[[int], bytes | None], mode: str = "page",
+                 write_code: Callable[[int, bytes], bool] | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"intercept mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode == "patch" and write_code is None:
+            raise ValueError("intercept mode 'patch' needs a write_code callable")
         self.cpu = cpu
         self.timer = timer
         self.read_page = read_page
         self.mode = mode
+        self.write_code = write_code
+        #: original encodings of patched sites, indexed by UDF immediate - PATCH_BASE
+        self.originals: list[tuple[int, bool]] = []
+        self._original_index: dict[tuple[int, bool], int] = {}
         self.sites: dict[int, Site] = {}
-        self._page_crc: dict[int, int] = {}
+        self._page_crc: dict[tuple[int, bool], int] = {}
         self._seen_blocks: set[int] = set()
         self._hooked: dict[tuple[int, bool], int] = {}
         self.flush_ranges: list[tuple[int, int]] = []
@@ -146,7 +197,7 @@ class TimerIntercept:
 
     def install(self) -> None:
         uc = self.cpu.uc
-        if self.mode == "page":
+        if self.mode in ("page", "patch"):
             uc.hook_add(UC_HOOK_EDGE_GENERATED, self._on_edge)
         else:
             uc.hook_add(UC_HOOK_BLOCK, self._on_block)
@@ -181,15 +232,20 @@ class TimerIntercept:
         data = self.read_page(page)
         if data is None:
             return False
+        patching = self.mode == "patch"
+        thumb_now = self.cpu.thumb
+        key = (page, thumb_now if patching else False)
         crc = zlib.crc32(data)
-        if self._page_crc.get(page) == crc:
+        if self._page_crc.get(key) == crc:
             return False
-        self._page_crc[page] = crc
         self.stats["pages_scanned"] += 1
         added = False
         for addr, thumb, word in scan_page(data, page):
             decoded = decode(word)
-            if decoded is None:
+            if decoded is None or (patching and thumb != thumb_now):
+                continue
+            if patching:
+                added |= self._patch(addr, thumb, word)
                 continue
             old = self.sites.get(addr)
             site = Site(addr, thumb, word, decoded[0])
@@ -201,9 +257,44 @@ class TimerIntercept:
                     UC_HOOK_CODE, self._on_site, begin=addr, end=addr)
             self.flush_ranges.append((addr, addr + 4))
             added = True
+        if added and patching:
+            fresh = self.read_page(page)
+            crc = zlib.crc32(fresh) if fresh is not None else crc
+        self._page_crc[key] = crc
         self.stats["sites"] = len(self.sites)
         self.stats["scan_seconds"] += time.perf_counter() - t0
         return added
+
+    def _patch(self, addr: int, thumb: bool, word: int) -> bool:
+        index = self._original_index.get((word, thumb))
+        if index is None:
+            if len(self.originals) >= PATCH_LIMIT:
+                log.warning("timer intercept: more than %d distinct timer instructions; "
+                            "0x%08x left unpatched", PATCH_LIMIT, addr)
+                return False
+            index = len(self.originals)
+            self.originals.append((word, thumb))
+            self._original_index[(word, thumb)] = index
+        assert self.write_code is not None
+        decoded = decode(word)
+        self.sites[addr] = Site(addr, thumb, word, decoded[0] if decoded else "?")
+        self.flush_ranges.append((addr, addr + 4))
+        if not self.write_code(addr, udf_encoding(PATCH_BASE + index, thumb)) \
+                and (addr, thumb) not in self._hooked:  # e.g. across a page: hook it instead
+            self._hooked[(addr, thumb)] = self.cpu.uc.hook_add(
+                UC_HOOK_CODE, self._on_site, begin=addr, end=addr)
+        return True
+
+    def on_undefined(self, pc: int, thumb: bool, raw: bytes) -> bool:
+        """Emulate a patched site trapped as undefined at ``pc``; False when it is not ours."""
+        imm = udf_immediate(raw, thumb)
+        if imm is None or not PATCH_BASE <= imm < PATCH_BASE + len(self.originals):
+            return False
+        word, site_thumb = self.originals[imm - PATCH_BASE]
+        if site_thumb != thumb:
+            return False
+        self._emulate(pc, thumb, word)
+        return True
 
     def take_flush(self) -> list[tuple[int, int]]:
         """Ranges whose translated blocks must be dropped before running again."""
@@ -212,19 +303,21 @@ class TimerIntercept:
 
     # emulation ----------------------------------------------------------------
     def _on_site(self, uc: Any, address: int, size: int, user: Any) -> None:
-        cpu = self.cpu
         site = self.sites.get(address)
         if site is None:
             return
-        cpsr = cpu.cpsr
-        thumb = bool(cpsr & CPSR_T)
-        if thumb != site.thumb:
+        if bool(self.cpu.cpsr & CPSR_T) != site.thumb:
             return
-        decoded = decode(site.word)
+        self._emulate(address, site.thumb, site.word)
+
+    def _emulate(self, address: int, thumb: bool, word: int) -> None:
+        """Execute the timer instruction ``word`` at ``address`` and move PC past it."""
+        cpu = self.cpu
+        decoded = decode(word)
         if decoded is None:
             return
         name, is_read, is64 = decoded
-        word = site.word
+        cpsr = cpu.cpsr
         it = _itstate(cpsr) if thumb else 0
         cond = (it >> 4) if thumb and it & 0xF else (0xE if thumb else word >> 28)
         passed = _cond_passed(cond, cpsr)
@@ -235,7 +328,7 @@ class TimerIntercept:
                 if seen >= POLL_READS:
                     self.poll_stop = True
                     self.stats["poll_stops"] += 1
-                    uc.emu_stop()
+                    cpu.uc.emu_stop()
                     return
                 self._slice_reads[address] = seen + 1
             self.stats["emulated"] += 1

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capstone import CS_ARCH_ARM, CS_MODE_ARM, CS_MODE_THUMB, Cs
 from capstone import arm as csarm
@@ -59,6 +59,9 @@ from emu.cpu.core import (
     Cpu,
 )
 from emu.devices.base import DeviceLog
+
+if TYPE_CHECKING:
+    from emu.trace import Tracer
 
 log = logging.getLogger("emu.cpu")
 
@@ -115,6 +118,11 @@ class ExceptionUnit:
         self._cs_arm.detail = True
         self._cs_thumb.detail = True
         self.keep_history = 1000
+        #: set by :mod:`emu.trace` while IRQs or exceptions are traced
+        self.tracer: Tracer | None = None
+        #: asked first about every undefined instruction: ``(pc, thumb, 4 bytes at pc)`` ->
+        #: True when handled (the timer intercept's patched sites)
+        self.undefined_handlers: list[Callable[[int, bool, bytes], bool]] = []
 
     def install(self) -> None:
         uc = self.cpu.uc
@@ -186,6 +194,8 @@ class ExceptionUnit:
                              fault_status)
         if len(self.history) < self.keep_history:
             self.history.append(info)
+        if self.tracer is not None:
+            self.tracer.exception(info)
         if kind in ("undef", "pabort", "dabort"):
             key = (kind, address)
             self._repeat = self._repeat + 1 if key == self._last else 1
@@ -349,6 +359,12 @@ class ExceptionUnit:
         cpu = self.cpu
         thumb = cpu.thumb
         pc = cpu.pc & ~1
+        if self.undefined_handlers:
+            raw = self.bus.read_virt(pc, 4)
+            if raw is not None:
+                for handler in self.undefined_handlers:
+                    if handler(pc, thumb, raw):
+                        return True
         here = self._insn_word(pc, thumb)
         if here is not None:
             word, length = here

@@ -8,8 +8,9 @@ Placement rules, following what QEMU does for ``-kernel``:
 - a zImage goes at RAM base + 0x8000 (it decompresses itself above its end);
   a host-decompressed Image at RAM base + 0x8000 too (its text offset);
 - the initrd at RAM base + min(RAM/2, 128 MiB), page aligned, after any image;
-- the DTB 8-byte aligned after the initrd (or at that spot without one), inside
-  RAM and overlapping nothing;
+- the DTB page aligned after the initrd (or at that spot without one), inside
+  RAM and overlapping nothing: Linux reserves the initrd rounded out to whole
+  pages, and refuses an initrd whose pages hold the (already reserved) DTB;
 - for ``--bios`` (firmware in flash at 0) the DTB goes at the start of RAM, as
   QEMU's virt does for U-Boot's qemu_arm, which reads it from there.
 """
@@ -23,6 +24,8 @@ from emu.errors import ImageError
 
 MACHINE_TYPE_DT = 0xFFFF_FFFF
 ALIGN_DTB = 8
+#: the DTB after other images starts on its own page (see the module docstring)
+ALIGN_DTB_AFTER = 0x1000
 ALIGN_INITRD = 0x1000
 
 
@@ -81,7 +84,7 @@ def place_dtb(ram: tuple[int, int], size: int, used: Sequence[tuple[str, int, in
         start = base + min(ram_size // 2, 128 << 20)
         for _what, s, n in sorted(used, key=lambda u: u[1]):
             if s < start + size and start < s + n:
-                start = _align(s + n, ALIGN_DTB)
+                start = _align(s + n, ALIGN_DTB_AFTER)
     start = _align(start, ALIGN_DTB)
     check_free("DTB", start, size, used, ram)
     return start

@@ -4,11 +4,10 @@ the prebuilt ELF files have the layout the harness loader relies on."""
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
-import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,8 @@ from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import Symbol, SymbolTableSection
 
+from emu.pytest_plugin import assert_scenario_passed
+from emu.scenario import ScenarioResult
 from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,19 +192,28 @@ def test_prebuilt_segments_lie_in_ram_above_the_image_base(prebuilt_elf: Path) -
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("board", ["virt", "camsoc"])
-def test_prebuilt_selftest_passes_on_the_harness(board: str, tmp_path: Path) -> None:
-    from emu.cli import main
-
-    report = tmp_path / "run.json"
-    out = io.StringIO()
-    argv = ["run", "--board", board, "--elf", str(PREBUILT / "selftest.elf")]
-    argv += ["--json", str(report), "--max-seconds", "60", "--quiet"]
-    status = main(argv, stdout=out)
-    run = json.loads(report.read_text())
+def test_prebuilt_selftest_passes_on_the_harness(
+    board: str, run_image: Callable[..., ScenarioResult]
+) -> None:
+    result = run_image(
+        PREBUILT / "selftest.elf",
+        board,
+        max_seconds=60,
+        expect={
+            "console_contains": "selftest: PASS",
+            "console_not_contains": "[FAIL]",
+            "stop_reason": "poweroff",
+            "exit_status": 0,
+            "no_guest_errors": True,
+        },
+    )
+    assert_scenario_passed(result)
+    assert result.run is not None
+    run = result.run
     console = run["console"]
     assert "selftest: PASS" in console, console[-2000:]
     assert "[FAIL]" not in console
     assert run["result"]["reason"] == "poweroff"
     assert run["result"]["exit_status"] == 0
     assert run["guest_errors"] == []
-    assert status == 0
+    assert run["exit_code"] == 0
