@@ -37,6 +37,7 @@ from emu.dmacheck import DmaChecker
 from emu.dt import guest
 from emu.errors import ConfigurationError
 from emu.machine import Machine
+from emu.report.timeline import Lifetime
 from emu.services.cma import SIP_BASE, CmaCall, CmaService
 from emu.services.smccc import Call
 
@@ -142,6 +143,7 @@ class System:
                         for path, entry in machine.devices.items()
                         if isinstance(entry.device, CameraDma)}
         self._kept: deque[tuple[str, FrameRecord, bytes]] = deque(maxlen=0)
+        self._host_events: list[tuple[int, str, int, int, str | None]] = []
 
     # ---------------------------------------------------------------------------
     def _build_core(self, cmdline: str, defaults: str | CmaConfig | None,
@@ -210,7 +212,49 @@ class System:
     def alloc(self, device: str, size: int, kind: str | None = None,
               alignment: int = 0) -> Any:
         """Allocate for ``device`` from the host, as a driver would (a :class:`Chunk`)."""
-        return self.core.alloc(device, kind, size, alignment)
+        chunk = self.core.alloc(device, kind, size, alignment)
+        self._host_events.append((self.machine.clock.now, "alloc", chunk.phys, chunk.size,
+                                  device))
+        return chunk
+
+    def put(self, phys: int) -> bool:
+        """Drop a reference from the host (``cma_put``); True when the chunk was freed."""
+        freed = self.core.put(phys)
+        if freed:
+            self._host_events.append((self.machine.clock.now, "free", phys, 0, None))
+        return freed
+
+    def lifetimes(self) -> list[Lifetime]:
+        """Every chunk's life: from its allocation to its release, by guest or host."""
+        events: list[tuple[int, str, int, int, str | None, str | None]] = []
+        for c in self.service.calls:
+            if c.call == "ALLOC" and c.results and c.results[0] == 0:
+                events.append((c.time, "alloc", c.results[1], c.results[3], c.device, None))
+            elif c.call == "PUT" and c.results and c.results[0] == 1:
+                events.append((c.time, "free", c.args[0], 0, None, None))
+        for time, what, phys, size, device in self._host_events:
+            events.append((time, what, phys, size, device, None))
+        events.sort(key=lambda e: e[0])
+        live: dict[int, tuple[int, int, str]] = {}
+        out: list[Lifetime] = []
+        sizes = {c.phys: (c.size, c.device) for c in self.core.iter_chunks()}
+        for time, what, phys, size, device, _ in events:
+            if what == "alloc":
+                if not size:
+                    size, dev = sizes.get(phys, (0, None))
+                    device = device or dev
+                live[phys] = (time, size, device or "?")
+            elif phys in live:
+                start, size, device = live.pop(phys)
+                out.append(self._lifetime(phys, size, device, start, time))
+        for phys, (start, size, device) in live.items():
+            out.append(self._lifetime(phys, size, device, start, None))
+        return [lt for lt in out if lt.size]
+
+    def _lifetime(self, phys: int, size: int, device: str, start: int,
+                  end: int | None) -> Lifetime:
+        region = next((r.name for r in self.core.regions if r.contains(phys, 1)), "?")
+        return Lifetime(region, phys, size, device, start, end)
 
     def device(self, name: str) -> Any:
         """The device model behind a ``cma_map=`` device name."""
@@ -269,6 +313,7 @@ class System:
         """The kept frames and the memory map as PNG files under ``directory``."""
         from emu.report.frames import save_frame
         from emu.report.memmap import save_memory_map
+        from emu.report.timeline import save_timeline
 
         written = []
         for name, rec, data in self._kept:
@@ -279,6 +324,10 @@ class System:
                                        self.machine.bus.ram_banks(), self.core.snapshot(),
                                        f"{self.machine.tree.root.get_string('model', '')}: "
                                        f"{self.cmdline}"))
+        written.append(save_timeline(
+            directory / "memory-timeline.png",
+            [(r.name, r.base, r.size) for r in self.core.regions], self.lifetimes(),
+            self.machine.clock.now, self.machine.clock.hz, f"chunks over time: {self.cmdline}"))
         return written
 
     def describe(self) -> dict[str, Any]:

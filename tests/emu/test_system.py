@@ -130,7 +130,7 @@ def test_use_after_put_is_refused_and_named() -> None:
     d.start([a.dma_addr, b.dma_addr])
     d.step_frames(1)
     assert d.r("FRAME_COUNT") == 1
-    assert d.system.core.put(b.phys) is True  # freed while still in the ring
+    assert d.system.put(b.phys) is True  # freed while still in the ring
     d.step_frames(1)
     assert d.r("IRQ_STATUS") & 0b10
     (v,) = d.system.checker.violations
@@ -155,7 +155,8 @@ def test_pngs_show_the_frames_and_the_memory_map(tmp_path: Path) -> None:
     d.step_frames(3)  # frames 0, 1, 2; the last two are kept
     written = d.system.write_pngs(tmp_path)
     names = sorted(p.name for p in written)
-    assert names == ["camera-frame0001.png", "camera-frame0002.png", "memory-map.png"]
+    assert names == ["camera-frame0001.png", "camera-frame0002.png", "memory-map.png",
+                     "memory-timeline.png"]
     frame = Image.open(tmp_path / "camera-frame0001.png")
     assert frame.size == (W, H)
     colors = frame.getcolors(maxcolors=1 << 16)
@@ -168,3 +169,17 @@ def test_unreachable_configuration_fails_before_boot() -> None:
 
     with pytest.raises(CMAError, match="DMA reach of its devices"):
         Driver("camsoc", "cma=cam=300M cma_map=camera=cam")  # the window is 256 MiB
+
+
+def test_lifetimes_follow_host_allocations_and_releases() -> None:
+    d = Driver("camsoc")
+    a = d.system.alloc("camera", SIZE)
+    d.step_frames(1)
+    b = d.system.alloc("clcd", 2 * SIZE)
+    d.step_frames(1)
+    assert d.system.put(a.phys) is True
+    (first, second) = sorted(d.system.lifetimes(), key=lambda lt: lt.start)
+    assert (first.phys, first.device, first.region) == (a.phys, "camera", "cam")
+    assert first.end is not None
+    assert first.end > first.start
+    assert (second.phys, second.device, second.region, second.end) == (b.phys, "clcd", "disp", None)
