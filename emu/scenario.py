@@ -683,7 +683,7 @@ def _run_machine(sc: Scenario, console: Callable[[bytes], None] | None) -> Scena
         virtual_seconds=machine.clock.now / machine.clock.hz, wall_seconds=wall,
         pc=machine.cpu.pc, exit_status=last.exit_status if last is not None else None,
         message=last.message if last is not None else "")
-    checks += _machine_checks(sc, machine, system, result)
+    checks += machine_checks(sc, machine, system, result)
     passed = all(c.ok for c in checks)
     args = argparse.Namespace(board=sc.board, bios=sc.bios, kernel=sc.kernel, elf=sc.elf)
     run = result_json(machine, result, args, 0 if passed else 1, system)
@@ -714,7 +714,8 @@ def _accepted_stops(sc: Scenario) -> tuple[str, ...]:
     return ("until", "poweroff", "max-instructions")
 
 
-def _machine_checks(sc: Scenario, machine: Any, system: Any, result: Any) -> list[Check]:
+def machine_checks(sc: Scenario, machine: Any, system: Any, result: Any) -> list[Check]:
+    """Evaluate ``sc.expect`` against a machine run (``result``: its :class:`RunResult`)."""
     exp = sc.expect
     checks = []
     stops = _accepted_stops(sc)

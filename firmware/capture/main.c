@@ -358,8 +358,13 @@ static int find_camera(const void *dtb)
         else
             printf("dynamic, size 0x%llx\n", rm.size);
     }
-    if (!i)
-        printf("camera memory-region: none (the CMA map rules or the default area serve it)\n");
+    if (i)
+        return 0;
+    printf("camera memory-region: none\n");
+    for (i = 0; fdt_reserved_memory(dtb, i, &rm) >= 0; i++) {
+        if (rm.cma_default)
+            printf("default CMA pool: %s 0x%08llx+0x%llx\n", rm.name, rm.base, rm.size);
+    }
     return 0;
 }
 
@@ -544,14 +549,26 @@ static uint32_t programmed_address(const struct buffer *b)
     }
 }
 
+static uint32_t popcount(uint32_t v)
+{
+    uint32_t n = 0;
+
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
 /* Give slot n (back) to the camera: remember its SLOT_SEQ so the interrupt sees it change. */
 static void hand_to_camera(uint32_t slot)
 {
+    uint32_t masked = read_cpsr() & CPSR_I;
+
     irq_disable();
     stale_seq[slot] = cam_read(slot_reg(CAM_SLOT_SEQ, CAM_SLOT_SEQ_STRIDE, slot));
     hw_owned |= 1u << slot;
     cam_write(CAM_BUF_READY, 1u << slot);
-    irq_enable();
+    if (!masked)
+        irq_enable();
 }
 
 static int start_camera(void)
@@ -583,7 +600,7 @@ static int start_camera(void)
         printf("capture: cannot enable interrupt %u in the GIC\n", cam.irq);
         return -1;
     }
-    for (i = 0; i < opt.buffers; i++)
+    for (i = 0; i < opt.buffers && i < opt.frames; i++)
         hand_to_camera(i);
     cam_write(CAM_IRQ_ENABLE, CAM_IRQ_ENABLE_FRAME_DONE_MASK | CAM_IRQ_ENABLE_BUS_ERROR_MASK);
     cam_write(CAM_CTRL, CAM_CTRL_ENABLE_MASK);
@@ -667,7 +684,7 @@ int main(uintptr_t dtb_addr)
     struct platform p;
     uint32_t verified = 0, bad = 0, errors = 0, dropped, slot, seq, crc, i;
     uint32_t last_seq = 0xffffffffu;
-    int started = 0, put_done = 0, ok, rc = FW_STATUS_FAIL;
+    int started = 0, running = 0, put_done = 0, ok, rc = FW_STATUS_FAIL;
     const char *why_fail = 0;
     char why[96], fail_buf[96];
 
@@ -708,9 +725,10 @@ int main(uintptr_t dtb_addr)
         why_fail = "camera start";
         goto out;
     }
+    running = 1;
     started = 1;
     irq_enable();
-    while (verified < opt.frames && !bus_error && !timed_out) {
+    while (verified + bad < opt.frames && !bus_error && !timed_out) {
         /*
          * Sleep with IRQs unmasked: the handlers run as soon as the core wakes. An interrupt
          * taken between this check and the WFI only delays the wake-up to the next one (the
@@ -718,7 +736,12 @@ int main(uintptr_t dtb_addr)
          */
         if (q_tail == q_head && !bus_error && !timed_out)
             wfi();
-        while (q_tail != q_head && verified < opt.frames) {
+        while (q_tail != q_head) {
+            /* Every frame still needed is captured: stop before the camera runs dry. */
+            if (running && !hw_owned && verified + bad + (q_head - q_tail) >= opt.frames) {
+                cam_write(CAM_CTRL, 0);
+                running = 0;
+            }
             slot = q_slot[q_tail % QUEUE_LEN];
             seq = q_seq[q_tail % QUEUE_LEN];
             q_tail++;
@@ -737,12 +760,12 @@ int main(uintptr_t dtb_addr)
                 bad++;
             }
             last_seq = seq;
-            if (verified < opt.frames) {
+            /* Hand the slot back only while more frames are needed than are on their way. */
+            if (running && verified + bad + (q_head - q_tail) + popcount(hw_owned) < opt.frames)
                 hand_to_camera(slot);
-                if (opt.bug == BUG_USE_AFTER_PUT && verified == 1 && !put_done) {
-                    put_while_in_use(slot);
-                    put_done = 1;
-                }
+            if (opt.bug == BUG_USE_AFTER_PUT && verified == 1 && !put_done) {
+                put_while_in_use(slot);
+                put_done = 1;
             }
         }
     }

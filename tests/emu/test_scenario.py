@@ -262,3 +262,45 @@ def test_region_expectation_in_code() -> None:
     moved = Scenario(**{**sc.__dict__, "expect": Expectations(
         regions=(RegionExpectation("cam", cam["base"], cam["size"]),))})
     assert run_scenario(moved).passed
+
+
+@pytest.mark.emulator
+def test_frame_and_dma_verdict_expectations_on_a_host_driven_camera() -> None:
+    from emu.devices.dma.testpattern import PixelFormat
+    from emu.machine import Machine, RunResult
+    from emu.scenario import machine_checks
+    from emu.system import System
+
+    def drive(program_phys: bool) -> tuple[System, list[int]]:
+        """Two camera frames, programmed with the bus address or (the bug) the physical one."""
+        machine = Machine("camsoc")
+        system = System(machine, "cma=cam=16M cma_map=camera=cam")
+        cam = system.device("camera")
+        regs = {r.name: r.offset for r in cam.registers}
+        chunks = [system.alloc("camera", 64 * 48 * 2) for _ in range(2)]
+        values = {"WIDTH": 64, "HEIGHT": 48, "FORMAT": int(PixelFormat.RGB565),
+                  "FRAME_INTERVAL": 1000, "RING_SIZE": 2, "BUF_READY": 3}
+        for name, value in values.items():
+            cam.write(regs[name], 4, value)
+        for i, c in enumerate(chunks):
+            cam.write(regs["BUF_ADDR"] + 4 * i, 4, c.phys if program_phys else c.dma_addr)
+        cam.write(regs["CTRL"], 4, 1)
+        machine.clock.advance_by(machine.clock.ticks_from_ns(2_000_000))
+        return system, [c.phys for c in chunks]
+
+    done = RunResult("poweroff", 0, 0, 0.0, 0.0, 0, exit_status=0)
+    good, _ = drive(program_phys=False)
+    want = Scenario(name="t", expect=Expectations(frames_landed_min=2, frames_verified_min=0))
+    assert all(c.ok for c in machine_checks(want, good.machine, good, done))
+    strict = Scenario(name="t", expect=Expectations(frames_landed_min=3,
+                                                    dma_verdicts=("phys-for-bus",)))
+    failed = [c for c in machine_checks(strict, good.machine, good, done) if not c.ok]
+    assert [c.name for c in failed] == ["frames landed >= 3", "DMA verdict phys-for-bus present"]
+    assert failed[0].detail == "2 landed of 2"
+
+    bad, _ = drive(program_phys=True)
+    default = [c for c in machine_checks(Scenario(name="t"), bad.machine, bad, done) if not c.ok]
+    assert [c.name for c in default] == ["no DMA violations"]
+    assert "[phys-for-bus]" in default[0].detail
+    expected = Scenario(name="t", expect=Expectations(dma_verdicts=("phys-for-bus",)))
+    assert all(c.ok for c in machine_checks(expected, bad.machine, bad, done))

@@ -122,3 +122,16 @@ def test_html_report_marks_failures() -> None:
     page = render_html(aggregate(rows, executor="test", wall_seconds=0.1))
     assert "<tr class=\"fail\">" in page
     assert "&lt;no room&gt;" in page
+
+
+@pytest.mark.emulator
+def test_a_sweep_mixes_machine_and_cma_scenarios(tmp_path: Path) -> None:
+    files = [str(ROOT / "scenarios" / "selftest-camsoc.toml"),
+             str(ROOT / "scenarios" / "cma-camsoc-layout.toml")]
+    out = io.StringIO()
+    assert main(["sweep", *files, "--jobs", "1", "--quiet",
+                 "--json", str(tmp_path / "r.json")], stdout=out) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["statistics"]["machine"]["stops"] == {"poweroff": 1}
+    assert report["results"][0]["trace_digest"] == run_scenario(files[0]).summary["trace_digest"]
+    assert "poweroff (0)" in out.getvalue()
