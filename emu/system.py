@@ -30,7 +30,7 @@ from cma.config import CmaConfig, Source
 from cma.core import ContiguousMemory
 from cma.devicetree import parse_carveouts, parse_reserved_memory
 from cma.patterns import select_regions
-from cma.translate import DmaWindow
+from cma.translate import DmaWindow, phys_to_dma
 from emu.devices.dma.camera import CameraDma, FrameRecord
 from emu.devices.dma.testpattern import PixelFormat
 from emu.dmacheck import DmaChecker
@@ -251,6 +251,22 @@ class System:
             out.append(self._lifetime(phys, size, device, start, None))
         return [lt for lt in out if lt.size]
 
+    def map_snapshot(self) -> dict[str, Any]:
+        """Regions plus every chunk the run ever had (live or freed), for the picture."""
+        snap = self.core.snapshot()
+        hz = self.machine.clock.hz
+        chunks = []
+        for lt in sorted(self.lifetimes(), key=lambda lt: (lt.phys, lt.start)):
+            windows = self.translator.dma_windows(lt.device)
+            chunks.append({
+                "phys": lt.phys, "size": lt.size, "device": lt.device, "region": lt.region,
+                "dma_addr": phys_to_dma(windows, lt.phys, lt.size),
+                "cpu_addr": self.translator.phys_to_virt(lt.phys),
+                "state": "live" if lt.end is None else f"freed at {lt.end / hz:.3f} s",
+            })
+        snap["chunks"] = chunks
+        return snap
+
     def _lifetime(self, phys: int, size: int, device: str, start: int,
                   end: int | None) -> Lifetime:
         region = next((r.name for r in self.core.regions if r.contains(phys, 1)), "?")
@@ -321,7 +337,7 @@ class System:
             path = directory / f"{name}-frame{rec.seq:04d}.png"
             written.append(save_frame(path, data, rec.width, rec.height, fmt))
         written.append(save_memory_map(directory / "memory-map.png",
-                                       self.machine.bus.ram_banks(), self.core.snapshot(),
+                                       self.machine.bus.ram_banks(), self.map_snapshot(),
                                        f"{self.machine.tree.root.get_string('model', '')}: "
                                        f"{self.cmdline}"))
         written.append(save_timeline(
