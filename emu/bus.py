@@ -134,6 +134,7 @@ class Bus:
         #: set by :mod:`emu.trace` while MMIO or DMA is traced; None costs one check per access
         self.tracer: Tracer | None = None
         self._vmem_buf = ctypes.create_string_buffer(16)
+        self._code_buf = ctypes.create_string_buffer(0x1000)
 
     # building ------------------------------------------------------------
     def _claim(self, name: str, start: int, size: int, kind: str,
@@ -305,6 +306,19 @@ class Bus:
         """
         buf = self._vmem_buf
         if not 0 < size <= len(buf) or _vmem_read(self.uc._uch, va, UC_PROT_EXEC, buf, size):
+            return None
+        return buf.raw[:size]
+
+    def read_virt_code(self, va: int, size: int = 0x1000) -> bytes | None:
+        """``size`` bytes of code at virtual ``va`` through Unicorn's MMU, or None when unmapped.
+
+        The timer intercept scans a page of code for every new translated block; a
+        page walk in Python there cost more than the rest of a Linux boot's hooks.
+        """
+        buf = self._code_buf
+        if len(buf) < size:
+            buf = self._code_buf = ctypes.create_string_buffer(size)
+        if size <= 0 or _vmem_read(self.uc._uch, va, UC_PROT_EXEC, buf, size):
             return None
         return buf.raw[:size]
 

@@ -61,6 +61,12 @@ DEFAULT_CLOCK_HZ = 100_000_000
 DEFAULT_TIMER_HZ = 62_500_000  # QEMU's virt counter frequency
 TIMER_ORDER = ("CNTPS", "CNTP", "CNTV", "CNTHP")  # arm,armv7-timer "interrupts" order
 
+#: first slice length while an interrupt waits for the CPU to unmask it; it doubles on each
+#: further masked slice (up to max_slice). After a WFI woken by a masked interrupt it starts
+#: at 1, so an idle loop that re-masks before every WFI takes its interrupt within a few
+#: instructions of unmasking, while a long masked section costs only a few extra slices.
+MASKED_SLICE = 64
+
 STOP_REASONS = ("until", "poweroff", "reset", "idle", "max-instructions", "max-seconds", "fault")
 
 
@@ -146,6 +152,7 @@ class Machine:
         self._typing_event = False
         self._prompt_from = 0
         self._until_from = 0
+        self._masked_budget = MASKED_SLICE
         #: called before each slice of the run loop (a debugger serves its client there)
         self.between_slices: Callable[[], None] | None = None
         #: set by :mod:`emu.trace` (firmware calls, slice starts); None when not tracing
@@ -280,16 +287,16 @@ class Machine:
 
     # memory helpers ------------------------------------------------------------------
     def _read_page(self, va: int) -> bytes | None:
-        w = self.exceptions.translate(va)
-        if w.phys is None or not self.bus.is_memory(w.phys & ~0xFFF, 0x1000):
-            return None
-        return self.bus.read(w.phys & ~0xFFF, 0x1000)
+        return self.bus.read_virt_code(va & ~0xFFF, 0x1000)
 
     def _write_code(self, va: int, data: bytes) -> bool:
-        """Overwrite guest code at virtual ``va`` (the timer intercept's patches)."""
+        """Overwrite guest code at virtual ``va`` (the timer intercept's patches).
+
+        Only RAM is patched: flash keeps the image's bytes (sites there get a code hook).
+        """
         w = self.exceptions.translate(va)
         if w.phys is None or (w.phys & 0xFFF) + len(data) > 0x1000 \
-                or not self.bus.is_memory(w.phys, len(data)):
+                or not self.bus.is_ram(w.phys, len(data)):
             return False
         self.bus.write(w.phys, data)
         return True
@@ -466,17 +473,24 @@ class Machine:
         return bool(self._inputs or self._typing)
 
     # the run loop -------------------------------------------------------------------
-    def _deliver_interrupts(self) -> None:
+    def _deliver_interrupts(self) -> bool:
+        """Take a pending FIQ/IRQ the CPU accepts; True when one stays pending but masked."""
         gic = self.gic
         if gic is None:
-            return
+            return False
+        fiq, irq = gic.fiq_pending(), gic.irq_pending()
+        if not (fiq or irq):
+            return False
         cpsr = self.cpu.cpsr
-        if gic.fiq_pending() and not cpsr & CPSR_F:
+        if fiq and not cpsr & CPSR_F:
             self.exceptions.enter_fiq()
             self.irq_deliveries.append((self.clock.now, "fiq"))
-        elif gic.irq_pending() and not cpsr & CPSR_I:
+        elif irq and not cpsr & CPSR_I:
             self.exceptions.enter_irq()
             self.irq_deliveries.append((self.clock.now, "irq"))
+        else:
+            return True
+        return False
 
     def _irq_can_wake(self) -> bool:
         return self.gic is not None and (self.gic.irq_pending() or self.gic.fiq_pending())
@@ -484,9 +498,9 @@ class Machine:
     def _after_wfi(self) -> bool:
         pc = self.cpu.pc & ~1
         if self.cpu.thumb:
-            raw = self.exceptions.read_virt(pc - 2, 2)
+            raw = self.bus.read_virt(pc - 2, 2)
             return raw is not None and int.from_bytes(raw, "little") == 0xBF30
-        raw = self.exceptions.read_virt(pc - 4, 4)
+        raw = self.bus.read_virt(pc - 4, 4)
         return raw is not None and int.from_bytes(raw, "little") & 0x0FFF_FFFF == 0x0320F003
 
     def run(self, max_instructions: int | None = None, until_console: str | None = None,
@@ -524,8 +538,12 @@ class Machine:
                 break
             now = self.clock.now
             self.clock.advance_to(now)
-            self._deliver_interrupts()
             budget = self.max_slice
+            if self._deliver_interrupts():  # pending but masked: catch the unmask soon
+                budget = self._masked_budget
+                self._masked_budget = min(self._masked_budget * 2, self.max_slice)
+            else:
+                self._masked_budget = MASKED_SLICE
             deadline = self.clock.next_deadline()
             if deadline is not None:
                 budget = min(budget, deadline - now)
@@ -576,6 +594,10 @@ class Machine:
                 return
             self.idle_ticks += deadline - self.clock.now
             self.clock.advance_to(deadline)
+        # Woken while the interrupt is masked (Linux idles with IRQs off and unmasks right
+        # after the WFI): creep forward in tiny slices so it is taken where it is unmasked,
+        # not at the next WFI, which would end the slice with it masked again.
+        self._masked_budget = 1
 
     # results ------------------------------------------------------------------------
     def guest_errors(self) -> list[str]:

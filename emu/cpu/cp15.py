@@ -124,15 +124,16 @@ def _with_itstate(cpsr: int, it: int) -> int:
     return cpsr | (it & 3) << 25 | ((it >> 2) & 0x3F) << 10
 
 
-def scan_page(data: bytes, base: int) -> list[tuple[int, bool, int]]:
-    """Candidate sites in one page: (address, thumb, word)."""
+def scan_page(data: bytes, base: int, arm: bool = True,
+              thumb: bool = True) -> list[tuple[int, bool, int]]:
+    """Candidate sites in one page: (address, thumb, word), in the instruction sets asked."""
     found: list[tuple[int, bool, int]] = []
-    words = array("I", data[: len(data) & ~3])
+    words = array("I", data[: len(data) & ~3] if arm else b"")
     for i, w in enumerate(words):
         if ((w & 0x0F00_0F10) == 0x0E00_0F10 and (w >> 16) & 0xF == 14 and decode(w)) \
                 or ((w & 0x0FE0_0F0F) == 0x0C40_0F0E and decode(w)):
             found.append((base + 4 * i, False, w))
-    halves = array("H", data[: len(data) & ~1])
+    halves = array("H", data[: len(data) & ~1] if thumb else b"")
     for i in range(len(halves) - 1):
         h1 = halves[i]
         if (h1 & 0xEF0F) == 0xEE0E or (h1 & 0xEFE0) == 0xEC40:
@@ -240,7 +241,8 @@ class TimerIntercept:
             return False
         self.stats["pages_scanned"] += 1
         added = False
-        for addr, thumb, word in scan_page(data, page):
+        wanted = (not thumb_now, thumb_now) if patching else (True, True)
+        for addr, thumb, word in scan_page(data, page, *wanted):
             decoded = decode(word)
             if decoded is None or (patching and thumb != thumb_now):
                 continue

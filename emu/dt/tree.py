@@ -366,6 +366,8 @@ class DeviceTree:
                 sw.add_reservemap_entry(address, size)
             sw.finish_reservemap()
             _write_node(sw, self.root)
+            # fdt_finish() appends the END tag; pylibfdt's as_fdt() does not grow a full buffer
+            sw.resize(len(sw.as_bytearray()) + 16)
             blob = bytearray(sw.as_fdt().as_bytearray())
         except libfdt.FdtException as exc:
             raise DeviceTreeError(f"{self.source}: cannot serialise the tree ({exc})") from None

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``scripts/bench-*``: each measures its baseline in the same run."""
