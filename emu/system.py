@@ -31,6 +31,7 @@ from cma.core import ContiguousMemory
 from cma.devicetree import parse_carveouts, parse_reserved_memory
 from cma.patterns import select_regions
 from cma.translate import DmaWindow, phys_to_dma
+from emu.checkers import Checker
 from emu.devices.dma.camera import CameraDma, FrameRecord
 from emu.devices.dma.testpattern import PixelFormat
 from emu.dmacheck import DmaChecker
@@ -144,6 +145,8 @@ class System:
                         if isinstance(entry.device, CameraDma)}
         self._kept: deque[tuple[str, FrameRecord, bytes]] = deque(maxlen=0)
         self._host_events: list[tuple[int, str, int, int, str | None]] = []
+        #: extra checkers (:mod:`emu.checkers`): their findings join describe() and failures()
+        self.checkers: list[Checker] = []
 
     # ---------------------------------------------------------------------------
     def _build_core(self, cmdline: str, defaults: str | CmaConfig | None,
@@ -323,6 +326,8 @@ class System:
         for seq, (ok, line) in sorted(self.guest_frame_reports().items()):
             if not ok:
                 out.append(f"the guest rejected frame {seq}: {line}")
+        for checker in self.checkers:
+            out += checker.failures()
         return out
 
     def write_pngs(self, directory: Path) -> list[Path]:
@@ -356,6 +361,8 @@ class System:
             "pools": [dataclasses.asdict(p) for p in self.pools],
             "cma_calls": [c.to_dict() for c in self.service.calls],
             "dma": self.checker.describe(),
+            **({"checkers": {c.name: c.describe() for c in self.checkers}}
+               if self.checkers else {}),
         }
 
 

@@ -95,7 +95,8 @@ def time_qemu(kernel: Path, initrd: Path, append: str, qemu: str,
     watch = _Watch(timing, t0)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     fd = proc.stdout.fileno()
     typed = False
     try:
