@@ -63,6 +63,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dma-policy", default="chunks", choices=("chunks", "reserved", "window"),
                    help="what DMA masters may write: live CMA chunks (default), anything in a "
                         "CMA region, or anything their bus window reaches")
+    p.add_argument("--check-aliases", choices=("report", "fail"),
+                   help="report (or fail on) physical pages mapped both cacheable and not "
+                        "(docs/checkers.md)")
+    p.add_argument("--check-coherency", choices=("report", "fail"),
+                   help="model the data cache over CMA chunks; report (or fail on) stale reads "
+                        "and DMA of dirty lines (docs/checkers.md)")
     p.add_argument("--png", metavar="DIR",
                    help="write captured frames and a picture of the memory map as PNG")
     p.add_argument("--keep-frames", type=int, default=8, metavar="N",
@@ -241,13 +247,18 @@ def _cma_text(args: argparse.Namespace) -> str:
 def _system(args: argparse.Namespace, machine: Machine) -> System | None:
     """The CMA core, its service and the DMA checker (None only without any DMA master)."""
     text = _cma_text(args)
-    if not text and args.cma_defaults is None and not machine.views:
+    checks = getattr(args, "check_aliases", None), getattr(args, "check_coherency", None)
+    if not text and args.cma_defaults is None and not machine.views and checks == (None, None):
         return None
     offset = None if str(args.page_offset).lower() == "none" else int(str(args.page_offset), 0)
     system = System(machine, text, defaults=args.cma_defaults, page_offset=offset,
                     dma_policy=args.dma_policy)
     if args.png:
         system.keep_frames(args.keep_frames)
+    if checks != (None, None):
+        from emu.checkers import install
+
+        system.checkers += install(machine, system.core, aliases=checks[0], coherency=checks[1])
     return system
 
 
