@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cma.cli import main, register
+from tests.conftest import need_tool
 
 CMDLINE = "console=ttyAMA0 cma=r=16M;v=8M@0x48000000/1M:bitmap cma_map=camera=r,v;*=v"
 
@@ -132,8 +132,7 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_dtb_input(tmp_path: Path) -> None:
-    if shutil.which("dtc") is None:
-        pytest.skip("dtc (device-tree-compiler) is not installed")
+    need_tool("dtc")
     dts = """/dts-v1/;
 / {
     #address-cells = <1>; #size-cells = <1>;

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from cma import (
 from cma.allocators.base import Allocator
 from cma.placement import PlacedRegion
 from cma.translate import Translator
+from tests.conftest import need_tool
 
 MiB = 1 << 20
 PAGE = 4096
@@ -634,8 +634,7 @@ DTS = """/dts-v1/;
 
 @pytest.fixture(scope="module")
 def dtb() -> bytes:
-    if shutil.which("dtc") is None:
-        pytest.skip("dtc (device-tree-compiler) is not installed")
+    need_tool("dtc")
     return subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb"], input=DTS.encode(),
                           capture_output=True, check=True).stdout
 
@@ -671,8 +670,7 @@ def test_from_dtb_command_line_replaces_the_default_pool(dtb: bytes) -> None:
 
 
 def test_from_dtb_without_memory_needs_ram() -> None:
-    if shutil.which("dtc") is None:
-        pytest.skip("dtc (device-tree-compiler) is not installed")
+    need_tool("dtc")
     blob = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb"],
                           input=b"/dts-v1/;\n/ { #address-cells = <1>; #size-cells = <1>; };\n",
                           capture_output=True, check=True).stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -27,7 +26,7 @@ from emu.loaders.initramfs import (
     symlink,
     write_newc,
 )
-from tests.conftest import need_image
+from tests.conftest import need_image, need_tool
 
 FAKE_ELF = b"\x7fELF" + bytes(60)
 
@@ -117,9 +116,7 @@ def test_build_is_deterministic_and_gzip_has_no_timestamp(tmp_path: Path) -> Non
 
 
 def test_cpio_tool_lists_the_archive(tmp_path: Path) -> None:
-    cpio = shutil.which("cpio")
-    if cpio is None:
-        pytest.skip("cpio is not installed (the reader above is the reference then)")
+    cpio = need_tool("cpio")
     archive = write_newc(busybox_tree(FAKE_ELF, ("sh",)))
     listing = subprocess.run([cpio, "-t", "--quiet"], input=archive, capture_output=True,
                              check=True).stdout.decode().split()

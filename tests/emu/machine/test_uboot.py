@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emu.machine import Machine, RunResult
-from tests.conftest import need_image
+from tests.conftest import need_image, need_tool
 
 pytestmark = [pytest.mark.emulator, pytest.mark.images]
 
@@ -92,9 +91,7 @@ def test_prompt_wall_time(uboot_bin: Path) -> None:
 
 
 def _qemu_transcript(uboot: Path) -> str:
-    qemu = shutil.which("qemu-system-arm")
-    if qemu is None:
-        pytest.skip("qemu-system-arm is not installed")
+    qemu = need_tool("qemu-system-arm")
     proc = subprocess.Popen(
         [qemu, "-M", "virt", "-m", "128M", "-bios", str(uboot), "-nographic",
          "-monitor", "none", "-serial", "stdio", "-nic", "none"],
