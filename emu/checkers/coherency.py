@@ -39,7 +39,13 @@ from array import array
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_EDGE_GENERATED, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+from unicorn import (
+    UC_HOOK_CODE,
+    UC_HOOK_EDGE_GENERATED,
+    UC_HOOK_MEM_READ,
+    UC_HOOK_MEM_WRITE,
+    UC_MEM_WRITE,
+)
 
 if TYPE_CHECKING:
     from cma.core import ContiguousMemory
@@ -71,16 +77,19 @@ def decode_cache_op(word: int) -> tuple[str, int] | None:
     return (op, (word >> 12) & 0xF) if op else None
 
 
-def scan_cache_ops(data: bytes, base: int) -> list[tuple[int, bool, str, int]]:
-    """(address, thumb, operation, Rt) of every cache-maintenance MCR in a page of code."""
-    found: list[tuple[int, bool, str, int]] = []
+def scan_cache_ops(data: bytes, base: int) -> list[tuple[int, bool, str, int, int]]:
+    """(address, thumb, operation, Rt, condition) of every cache-maintenance MCR in a page.
+
+    Thumb sites carry condition 0xE (an IT block's condition is not followed).
+    """
+    found: list[tuple[int, bool, str, int, int]] = []
     for i, w in enumerate(array("I", data[: len(data) & ~3])):
         if w >> 28 != 0xF and (d := decode_cache_op(w)):
-            found.append((base + 4 * i, False, d[0], d[1]))
+            found.append((base + 4 * i, False, d[0], d[1], w >> 28))
     halves = array("H", data[: len(data) & ~1])
     for i in range(len(halves) - 1):
         if halves[i] == 0xEE07 and (d := decode_cache_op(0xEE07 << 16 | halves[i + 1])):
-            found.append((base + 2 * i, True, d[0], d[1]))
+            found.append((base + 2 * i, True, d[0], d[1], 0xE))
     return found
 
 
@@ -135,7 +144,7 @@ class CoherencyChecker:
         self.stale: set[int] = set()  # cached lines a DMA write changed since the fill
         self.findings: list[CoherencyFinding] = []
         self._index: dict[tuple[str, int | str], CoherencyFinding] = {}
-        self.sites: dict[int, tuple[bool, str, int]] = {}
+        self.sites: dict[int, tuple[bool, str, int, int]] = {}
         self._site_hooks: dict[int, Any] = {}
         self._page_crc: dict[int, int] = {}
         self._seen_blocks: set[int] = set()
@@ -238,10 +247,10 @@ class CoherencyChecker:
         self._page_crc[page] = crc
         self.stats["pages_scanned"] += 1
         added = 0
-        for addr, thumb, op, rt in scan_cache_ops(data, page):
-            if self.sites.get(addr) == (thumb, op, rt):
+        for addr, thumb, op, rt, cond in scan_cache_ops(data, page):
+            if self.sites.get(addr) == (thumb, op, rt, cond):
                 continue
-            self.sites[addr] = (thumb, op, rt)
+            self.sites[addr] = (thumb, op, rt, cond)
             if addr not in self._site_hooks:
                 self._site_hooks[addr] = self.machine.cpu.uc.hook_add(
                     UC_HOOK_CODE, self._on_site, begin=addr, end=addr)
@@ -255,8 +264,8 @@ class CoherencyChecker:
         cpu = self.machine.cpu
         if site is None or cpu.thumb != site[0]:
             return
-        thumb, op, rt = site
-        if not thumb and not _cond_passed(uc, address, cpu.cpsr):
+        _, op, rt, cond = site
+        if not cond_passed(cond, cpu.cpsr):
             return
         self.maintain(op, cpu.reg(rt), address)
 
@@ -273,7 +282,7 @@ class CoherencyChecker:
 
     def _on_mem(self, uc: Any, access: int, address: int, size: int, value: int,
                 user: Any) -> None:
-        self.cpu_access(address, size, access == UC_MEM_WRITE_ACCESS)
+        self.cpu_access(address, size, access == UC_MEM_WRITE)
 
     def cpu_access(self, pa: int, size: int, write: bool) -> None:
         """A CPU load or store at physical ``pa`` (ignored unless the page is cacheable)."""
@@ -350,15 +359,15 @@ class CoherencyChecker:
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "line_size": self.line, "stats": dict(self.stats),
-                "sites": {f"0x{a:08x}": op for a, (_, op, _) in sorted(self.sites.items())},
+                "sites": {f"0x{a:08x}": s[1] for a, s in sorted(self.sites.items())},
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-UC_MEM_WRITE_ACCESS = 17  # unicorn.UC_MEM_WRITE
-
-
-def _cond_passed(uc: Any, address: int, cpsr: int) -> bool:
-    """The ARM condition of the instruction at ``address`` against the flags."""
-    raw = bytes(uc.mem_read(address, 4)) if False else None  # (condition read below)
-    del raw
-    return True
+def cond_passed(cond: int, cpsr: int) -> bool:
+    """Whether ARM condition ``cond`` holds for the NZCV flags of ``cpsr``."""
+    n, z, c, v = (cpsr >> 31) & 1, (cpsr >> 30) & 1, (cpsr >> 29) & 1, (cpsr >> 28) & 1
+    if cond >= 0xE:
+        return True
+    result = (z == 1, c == 1, n == 1, v == 1, c == 1 and z == 0, n == v,
+              n == v and z == 0)[cond >> 1]
+    return not result if cond & 1 else result

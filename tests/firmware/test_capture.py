@@ -283,3 +283,33 @@ def test_prebuilt_capture_matches_its_sources(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "capture" in result.stdout
+
+
+# --- the same scenario through the emu pytest plugin, as a user of the harness writes it ---
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("board", BOARDS)
+def test_capture_through_the_pytest_plugin(run_image: Any, board: str) -> None:
+    from emu.pytest_plugin import assert_scenario_passed
+
+    result = run_image(CAPTURE, board, cma=CMA_2010, append=f"frames=4 {SMALL}",
+                       expect={"frames_verified_min": 4, "no_dma_violations": True,
+                               "console_contains": ("capture: PASS",)})
+    assert_scenario_passed(result)
+    frames = result.run["frames"] if result.run else []
+    assert [f["verdict"] for f in frames] == ["verified"] * 4
+    assert all(f["bus_addr"] == f["phys_addr"] - RAM_BASE + CAMERA_BUS_BASE[board]
+               for f in frames)
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize(("bug", "verdict"), [("phys", "phys-for-bus"),
+                                              ("use-after-put", "use-after-put")])
+def test_bug_variant_named_through_the_pytest_plugin(run_image: Any, bug: str,
+                                                     verdict: str) -> None:
+    from emu.pytest_plugin import assert_scenario_passed
+
+    result = run_image(CAPTURE, "camsoc", cma=CMA_2010, append=f"frames=4 {SMALL} bug={bug}",
+                       expect={"dma_verdicts": (verdict,), "exit_status": 3})
+    assert_scenario_passed(result)
