@@ -10,45 +10,18 @@ from emu.clock import VirtualClock
 from emu.devices.base import DeviceContext, DeviceLog, IrqLine
 from emu.devices.dma.camera import CameraDma
 from emu.devices.dma.testpattern import PixelFormat, check_frame, render_frame
+from tests.emu.devices.ramport import WindowPort as RamPort
 
 RAM_PHYS = 0x4000_0000
 BUS_OFFSET = 0xC000_0000  # bus = phys - RAM_PHYS + BUS_OFFSET
 RAM_SIZE = 0x0040_0000
 
 
-class WindowPort:
-    """A DMA port onto a RAM array seen through one (bus, phys, size) window."""
-
-    def __init__(self) -> None:
-        self.ram = bytearray(RAM_SIZE)
-        self.refused: list[tuple[int, int]] = []
-
-    def to_phys(self, bus: int) -> int | None:
-        if BUS_OFFSET <= bus < BUS_OFFSET + RAM_SIZE:
-            return bus - BUS_OFFSET + RAM_PHYS
-        return None
-
-    def to_bus(self, phys: int) -> int | None:
-        if RAM_PHYS <= phys < RAM_PHYS + RAM_SIZE:
-            return phys - RAM_PHYS + BUS_OFFSET
-        return None
-
-    def read(self, bus: int, size: int) -> bytes | None:
-        phys = self.to_phys(bus)
-        if phys is None or self.to_phys(bus + size - 1) is None:
-            return None
-        return bytes(self.ram[phys - RAM_PHYS: phys - RAM_PHYS + size])
-
-    def write(self, bus: int, data: bytes) -> bool:
-        phys = self.to_phys(bus)
-        if phys is None or self.to_phys(bus + len(data) - 1) is None:
-            self.refused.append((bus, len(data)))
-            return False
-        self.ram[phys - RAM_PHYS: phys - RAM_PHYS + len(data)] = data
-        return True
+def WindowPort() -> RamPort:
+    return RamPort(RAM_PHYS, BUS_OFFSET, RAM_SIZE)
 
 
-def make_camera() -> tuple[CameraDma, WindowPort, IrqLine, VirtualClock]:
+def make_camera() -> tuple[CameraDma, RamPort, IrqLine, VirtualClock]:
     clock = VirtualClock(hz=1_000_000)  # one tick per microsecond
     port = WindowPort()
     irq = IrqLine()

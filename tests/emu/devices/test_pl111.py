@@ -16,6 +16,7 @@ from emu.devices.display.pl111 import Pl111
 from emu.devices.display.render import PixelMode, ScanFormat, decode_frame
 from emu.devices.regdoc import refresh
 from emu.errors import ConfigurationError
+from tests.emu.devices.ramport import WindowPort as RamPort
 
 RAM_PHYS = 0x4000_0000
 BUS_OFFSET = 0xC000_0000  # bus = phys - RAM_PHYS + BUS_OFFSET, like the Raspberry Pi alias
@@ -40,45 +41,12 @@ TIM2_BCD = 1 << 26
 FUF, LNBU, VCOMP, MBERROR = 1 << 1, 1 << 2, 1 << 3, 1 << 4
 
 
-class WindowPort:
-    """A DMA port onto a RAM array seen through one (bus, phys, size) window."""
-
-    def __init__(self) -> None:
-        self.ram = bytearray(RAM_SIZE)
-        self.refused: list[tuple[int, int]] = []
-        self.reads: list[tuple[int, int]] = []
-
-    def to_phys(self, bus: int) -> int | None:
-        if BUS_OFFSET <= bus < BUS_OFFSET + RAM_SIZE:
-            return bus - BUS_OFFSET + RAM_PHYS
-        return None
-
-    def to_bus(self, phys: int) -> int | None:
-        if RAM_PHYS <= phys < RAM_PHYS + RAM_SIZE:
-            return phys - RAM_PHYS + BUS_OFFSET
-        return None
-
-    def read(self, bus: int, size: int) -> bytes | None:
-        phys = self.to_phys(bus)
-        if phys is None or self.to_phys(bus + size - 1) is None:
-            self.refused.append((bus, size))
-            return None
-        self.reads.append((bus, size))
-        return bytes(self.ram[phys - RAM_PHYS: phys - RAM_PHYS + size])
-
-    def write(self, bus: int, data: bytes) -> bool:
-        phys = self.to_phys(bus)
-        if phys is None or self.to_phys(bus + len(data) - 1) is None:
-            self.refused.append((bus, len(data)))
-            return False
-        self.ram[phys - RAM_PHYS: phys - RAM_PHYS + len(data)] = data
-        return True
-
-    def put(self, phys: int, data: bytes) -> None:
-        self.ram[phys - RAM_PHYS: phys - RAM_PHYS + len(data)] = data
+def WindowPort() -> RamPort:
+    return RamPort(RAM_PHYS, BUS_OFFSET, RAM_SIZE)
 
 
-def make_clcd(hz: int = 25_000_000) -> tuple[Pl111, WindowPort, IrqLine, VirtualClock]:
+
+def make_clcd(hz: int = 25_000_000) -> tuple[Pl111, RamPort, IrqLine, VirtualClock]:
     """A PL111 whose virtual clock runs at CLCDCLK by default (one tick per CLCDCLK cycle)."""
     clock = VirtualClock(hz=hz)
     port = WindowPort()
