@@ -199,10 +199,12 @@ def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -
 
         tracer = trace.install(machine, args.trace, path=args.trace_file, stream=err,
                                addr_range=args.trace_range, window=args.trace_window)
-    result = machine.run(max_instructions=args.max_instructions, until_console=args.until,
-                         max_seconds=args.max_seconds)
-    if tracer is not None:
-        tracer.close()
+    try:
+        result = machine.run(max_instructions=args.max_instructions,
+                             until_console=args.until, max_seconds=args.max_seconds)
+    finally:
+        if tracer is not None:
+            tracer.close()  # flush what was traced even when the run is interrupted
     if stub is not None:
         stub.finish(result)
     code = _exit_status(args, result, system)
