@@ -32,6 +32,7 @@ from cma.devicetree import parse_carveouts, parse_reserved_memory
 from cma.patterns import select_regions
 from cma.translate import DmaWindow, phys_to_dma
 from emu.checkers import Checker
+from emu.devices.display.pl111 import Pl111
 from emu.devices.dma.camera import CameraDma, FrameRecord
 from emu.devices.dma.testpattern import PixelFormat
 from emu.dmacheck import DmaChecker
@@ -143,6 +144,10 @@ class System:
         self.cameras = {self.paths.get(path, path): entry.device
                         for path, entry in machine.devices.items()
                         if isinstance(entry.device, CameraDma)}
+        #: display controllers by device name; their pictures join write_pngs()
+        self.displays = {self.paths.get(path, path): entry.device
+                         for path, entry in machine.devices.items()
+                         if isinstance(entry.device, Pl111)}
         self._kept: deque[tuple[str, FrameRecord, bytes]] = deque(maxlen=0)
         self._host_events: list[tuple[int, str, int, int, str | None]] = []
         #: extra checkers (:mod:`emu.checkers`): their findings join describe() and failures()
@@ -331,7 +336,12 @@ class System:
         return out
 
     def write_pngs(self, directory: Path) -> list[Path]:
-        """The kept frames and the memory map as PNG files under ``directory``."""
+        """The kept frames, what each display shows and the memory map, as PNG files.
+
+        A display's picture is ``display.png`` (``NAME-display.png`` when the board
+        has several), taken with :meth:`Pl111.snapshot` through the display's own
+        bus view; a disabled display (or one the bus refuses) writes no file.
+        """
         from emu.report.frames import save_frame
         from emu.report.memmap import save_memory_map
         from emu.report.timeline import save_timeline
@@ -341,6 +351,12 @@ class System:
             fmt = PixelFormat[rec.format]
             path = directory / f"{name}-frame{rec.seq:04d}.png"
             written.append(save_frame(path, data, rec.width, rec.height, fmt))
+        for name, display in self.displays.items():
+            path = directory / ("display.png" if len(self.displays) == 1
+                                else f"{name}-display.png")
+            directory.mkdir(parents=True, exist_ok=True)
+            if display.save_png(str(path)) is not None:
+                written.append(path)
         written.append(save_memory_map(directory / "memory-map.png",
                                        self.machine.bus.ram_banks(), self.map_snapshot(),
                                        f"{self.machine.tree.root.get_string('model', '')}: "
@@ -361,6 +377,8 @@ class System:
             "pools": [dataclasses.asdict(p) for p in self.pools],
             "cma_calls": [c.to_dict() for c in self.service.calls],
             "dma": self.checker.describe(),
+            **({"displays": {name: d.framebuffer_info() for name, d in self.displays.items()}}
+               if self.displays else {}),
             **({"checkers": {c.name: c.describe() for c in self.checkers}}
                if self.checkers else {}),
         }

@@ -145,20 +145,30 @@ class Mapping:
     kind: str  # "section", "supersection", "large", "small"
 
 
-#: per second-level entry: (index, physical page, TEX, C, B, kind)
-_L2Entry = tuple[int, int, int, int, int, str]
+#: a run inside one second-level table: (VA offset, PA, size, TEX:C:B, kind)
+_L2Run = tuple[int, int, int, int, str]
 
 
-def _decode_l2(data: bytes) -> list[_L2Entry]:
-    """The valid entries of one 256-entry second-level table."""
-    out: list[_L2Entry] = []
+def _decode_l2(data: bytes) -> tuple[list[_L2Run], int]:
+    """The valid entries of one 256-entry second-level table as runs, and their count."""
+    runs: list[_L2Run] = []
+    count = 0
     for j, d in enumerate(struct.unpack("<256I", data)):
         if d & 2:  # small page
-            out.append((j, d & 0xFFFF_F000, (d >> 6) & 7, (d >> 3) & 1, (d >> 2) & 1, "small"))
+            pa, attrs, kind = d & 0xFFFF_F000, (d >> 4) & 0x1C | (d >> 2) & 3, "small"
         elif d & 1:  # large page (its 16 copies each give their 4 KiB of the 64 KiB)
-            out.append((j, (d & 0xFFFF_0000) | (j & 0xF) << 12, (d >> 12) & 7, (d >> 3) & 1,
-                        (d >> 2) & 1, "large"))
-    return out
+            pa, attrs, kind = (d & 0xFFFF_0000) | (j & 0xF) << 12, \
+                (d >> 10) & 0x1C | (d >> 2) & 3, "large"
+        else:
+            continue
+        count += 1
+        if runs:
+            off, rpa, size, rattrs, rkind = runs[-1]
+            if off + size == j << 12 and rpa + size == pa and rattrs == attrs and rkind == kind:
+                runs[-1] = (off, rpa, size + 0x1000, attrs, kind)
+                continue
+        runs.append((j << 12, pa, 0x1000, attrs, kind))
+    return runs, count
 
 
 class TableWalker:
@@ -166,7 +176,7 @@ class TableWalker:
 
     def __init__(self, read: ReadPhys) -> None:
         self.read = read
-        self._l2_cache: dict[tuple[int, int], list[_L2Entry]] = {}
+        self._l2_cache: dict[tuple[int, int], tuple[list[_L2Run], int]] = {}
         self.entries = 0  # valid leaf entries seen by the last walk
 
     def l1_words(self, regs: TableRegs) -> list[tuple[int, tuple[int, ...]]]:
@@ -184,9 +194,9 @@ class TableWalker:
         if not regs.enabled or regs.ttbcr >> 31:  # MMU off, or long descriptors: not modelled
             return []
         runs: list[Mapping] = []
+        types = [regs.mem_type(attrs >> 2, attrs >> 1, attrs) for attrs in range(32)]
 
         def add(va: int, pa: int, size: int, mtype: MemType, kind: str) -> None:
-            self.entries += 1
             if runs:
                 last = runs[-1]
                 if last.va + last.size == va and last.pa + last.size == pa \
@@ -197,25 +207,30 @@ class TableWalker:
 
         for first, words in self.l1_words(regs):
             for k, d in enumerate(words):
+                kind = d & 3
+                if kind in {0, 3}:
+                    continue
                 i = first + k
                 va = i << 20
-                kind = d & 3
                 if kind == 2:
-                    mtype = regs.mem_type((d >> 12) & 7, (d >> 3) & 1, (d >> 2) & 1)
+                    self.entries += 1
+                    mtype = types[(d >> 10) & 0x1C | (d >> 2) & 3]
                     if d & (1 << 18):
                         add(va, (d & 0xFF00_0000) | (i & 0xF) << 20, 1 << 20, mtype,
                             "supersection")
                     else:
                         add(va, d & 0xFFF0_0000, 1 << 20, mtype, "section")
-                elif kind == 1:
-                    for j, pa, tex, c, b, what in self._l2(d & 0xFFFF_FC00):
-                        add(va | j << 12, pa, 0x1000, regs.mem_type(tex, c, b), what)
+                else:
+                    l2_runs, count = self._l2(d & 0xFFFF_FC00)
+                    self.entries += count
+                    for off, pa, size, attrs, what in l2_runs:
+                        add(va | off, pa, size, types[attrs], what)
         return runs
 
-    def _l2(self, base: int) -> list[_L2Entry]:
+    def _l2(self, base: int) -> tuple[list[_L2Run], int]:
         data = self.read(base, 1024)
         if data is None:
-            return []
+            return [], 0
         key = (base, zlib.crc32(data))
         hit = self._l2_cache.get(key)
         if hit is None:
@@ -338,7 +353,7 @@ class AliasChecker:
         self.findings: list[AliasFinding] = []
         self.epoch = 0
         self.mappings: list[Mapping] = []
-        self._state: tuple[TableRegs, int] | None = None
+        self._state: tuple[TableRegs, int, int] | None = None
         self._l1_crc: int | None = None
         self._l2: list[int] = []
         self._active: set[tuple[int, int, int, int, str, str]] = set()
@@ -371,14 +386,14 @@ class AliasChecker:
         """Walk again if the registers or table bytes changed; True when a walk happened."""
         self.stats["checks"] += 1
         regs = self.regs()
-        crc = 0
+        l1 = l2 = 0
         if regs.enabled:
             l1 = self.walker.l1_crc(regs)
-            if l1 != self._l1_crc:
+            if l1 != self._l1_crc:  # the set of second-level tables may have changed
                 self._l1_crc = l1
                 self._l2 = sorted(set(l2_bases(self.walker.l1_words(regs))))
-            crc = l1 ^ (self.walker.l2_crc(self._l2) << 1 if self._l2 else 0)
-        state = (regs, crc)
+            l2 = self.walker.l2_crc(self._l2)
+        state = (regs, l1, l2)
         if state == self._state:
             return False
         self._state = state

@@ -203,7 +203,11 @@ class CoherencyChecker:
         self._sync_chunks()
         if self.aliases.epoch != self._epoch:
             self._epoch = self.aliases.epoch
-            self._cacheable.clear()
+            self.forget_types()
+
+    def forget_types(self) -> None:
+        """Drop the cached cacheability of pages (the tables or SCTLR changed)."""
+        self._cacheable.clear()
 
     def _sync_chunks(self) -> None:
         ranges: tuple[tuple[int, int], ...] = ()
