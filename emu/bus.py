@@ -21,7 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ
+from unicorn import (
+    UC_HOOK_MEM_READ,
+    UC_HOOK_MEM_WRITE_PROT,
+    UC_PROT_ALL,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+)
 from unicorn.unicorn_py3.unicorn import uclib
 
 from emu.clock import VirtualClock
@@ -66,6 +72,104 @@ class FlashWriteHandler(Protocol):
     """Receives guest stores to flash (command writes of a CFI part)."""
 
     def __call__(self, offset: int, size: int, value: int) -> None: ...
+
+
+class FlashPart(Protocol):
+    """A flash chip (or interleaved chips) behind a bank (see :mod:`emu.devices.mtd`).
+
+    While ``reads_array`` is true the bank is plain memory; otherwise the bus asks
+    :meth:`read` for every guest load from the bank.
+    """
+
+    @property
+    def reads_array(self) -> bool: ...
+
+    def read(self, offset: int, size: int) -> int: ...
+
+    def write(self, offset: int, size: int, value: int) -> None: ...
+
+
+class FlashMemory:
+    """Host access to one flash bank's array bytes: what a part programs and erases."""
+
+    def __init__(self, uc: Any, start: int, size: int) -> None:
+        self.uc = uc
+        self.start = start
+        self.size = size
+
+    def read(self, offset: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(self.start + offset, size))
+
+    def write(self, offset: int, data: bytes) -> None:
+        addr = self.start + offset
+        self.uc.mem_write(addr, bytes(data))
+        self.uc.ctl_remove_cache(addr, addr + len(data))  # code translated from old bytes
+
+
+class _FlashBank:
+    """The Unicorn side of one flash bank.
+
+    Stores never reach memory: they go to the part (or the plain handler). While
+    the part is out of read-array mode, a read hook bounded to the bank asks the
+    part for each load and puts the answer into memory just before the load reads
+    it; the array bytes it covered are kept aside and put back before the part
+    sees the next store. The hook exists only in those modes, so array reads and
+    instruction fetches stay plain memory. Installing or removing it retranslates
+    code, so a load in the same translated block as the command store still reads
+    the array; the answer for the word the command was written to is put in place
+    at once, which covers drivers that read back where they wrote.
+    """
+
+    def __init__(self, uc: Any, region: Region, on_write: FlashWriteHandler | None,
+                 part: FlashPart | None) -> None:
+        self.uc = uc
+        self.region = region
+        self.on_write = on_write
+        self.part = part
+        self._hook: Any = None
+        self._saved: dict[int, int] = {}
+
+    def store(self, offset: int, size: int, value: int) -> None:
+        part = self.part
+        if part is None:
+            if self.on_write is not None:
+                self.on_write(offset, size, value)
+            return
+        self._restore()
+        part.write(offset, size, value)
+        if part.reads_array:
+            if self._hook is not None:
+                # no retranslation here: blocks translated while the hook existed keep
+                # their slower (still correct) loads until the next one
+                self.uc.hook_del(self._hook)
+                self._hook = None
+            return
+        if self._hook is None:
+            r = self.region
+            self._hook = self.uc.hook_add(UC_HOOK_MEM_READ, self._read_hook,
+                                          begin=r.start, end=r.end - 1)
+            self.uc.ctl_flush_tb()
+        word = offset & ~3
+        self._answer(word, min(4, self.region.size - word))
+
+    def _read_hook(self, uc: Any, access: int, addr: int, size: int, value: int,
+                   user: Any) -> None:
+        self._answer(addr - self.region.start, size)
+
+    def _answer(self, offset: int, size: int) -> None:
+        assert self.part is not None
+        value = self.part.read(offset, size)
+        addr = self.region.start + offset
+        old = self.uc.mem_read(addr, size)
+        for i in range(size):
+            self._saved.setdefault(addr + i, old[i])
+        self.uc.mem_write(addr, value.to_bytes(size, "little"))
+
+    def _restore(self) -> None:
+        if self._saved:
+            for addr, byte in self._saved.items():
+                self.uc.mem_write(addr, bytes((byte,)))
+            self._saved.clear()
 
 
 @dataclass(frozen=True)
@@ -128,7 +232,7 @@ class Bus:
         self.views: dict[str, BusView] = {}
         self._mmio: list[Region] = []
         self._mmio_starts: list[int] = []
-        self._flash_writers: list[tuple[Region, FlashWriteHandler]] = []
+        self._flash_banks: list[_FlashBank] = []
         self._finalized = False
         self.on_unmapped: Callable[[int, int, bool], None] | None = None
         #: set by :mod:`emu.trace` while MMIO or DMA is traced; None costs one check per access
@@ -166,18 +270,28 @@ class Bus:
         return region
 
     def add_flash(self, name: str, start: int, size: int,
-                  on_write: FlashWriteHandler | None = None) -> Region:
-        """Map flash: readable and executable; guest stores go to ``on_write``, never to memory."""
+                  on_write: FlashWriteHandler | None = None,
+                  part: Callable[[FlashMemory], FlashPart] | None = None) -> Region:
+        """Map flash: readable and executable; guest stores never reach memory.
+
+        Stores go to ``on_write``, or to the part built by ``part`` from the bank's
+        :class:`FlashMemory` (a CFI chip that answers reads itself outside read-array mode).
+        """
         if start % MAP_GRANULE or size % MAP_GRANULE:
             raise ConfigurationError(
                 f"{name}: flash {_fmt(start, size)} must be aligned to 0x{MAP_GRANULE:x}"
             )
         region = self._claim(name, start, size, "flash")
         self.uc.mem_map(start, size, UC_PROT_READ | UC_PROT_EXEC)
-        if not self._flash_writers:
+        if not self._flash_banks:
             self.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self._flash_write_hook)
-        self._flash_writers.append((region, on_write or (lambda o, s, v: None)))
+        model = part(FlashMemory(self.uc, start, size)) if part is not None else None
+        self._flash_banks.append(_FlashBank(self.uc, region, on_write, model))
         return region
+
+    def flash_parts(self) -> list[tuple[Region, FlashPart]]:
+        """The flash banks that have a part model, with their regions."""
+        return [(b.region, b.part) for b in self._flash_banks if b.part is not None]
 
     def add_device(self, name: str, start: int, size: int, device: Device,
                    kind: str = "mmio") -> Region:
@@ -259,9 +373,10 @@ class Bus:
 
     def _flash_write_hook(self, uc: Any, access: int, addr: int, size: int, value: int,
                           user: Any) -> bool:
-        for region, handler in self._flash_writers:
+        for bank in self._flash_banks:
+            region = bank.region
             if region.contains(addr, size):
-                handler(addr - region.start, size, value & ((1 << (8 * size)) - 1))
+                bank.store(addr - region.start, size, value & ((1 << (8 * size)) - 1))
                 return True  # handled: Unicorn skips the store, the flash bytes stay as they are
         return False
 

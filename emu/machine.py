@@ -36,6 +36,7 @@ from emu.cpu.exceptions import ExceptionUnit
 from emu.devices.base import Device, DeviceContext, DeviceLog, IrqLine, Unimplemented
 from emu.devices.char.pl011 import Pl011
 from emu.devices.intc.gic import Gic
+from emu.devices.mtd.cfi_flash import cfi_part
 from emu.devices.registry import device_class_for, mmio_blocks
 from emu.devices.timer.arm_generic_timer import TIMER_INTIDS, GenericTimer
 from emu.dt import guest
@@ -206,10 +207,13 @@ class Machine:
                 self.logs.append(flog)
 
                 def on_write(offset: int, size: int, value: int, flog: DeviceLog = flog) -> None:
-                    flog.unimp(f"flash command 0x{value:x} ignored (CFI commands not modelled)")
+                    flog.unimp(f"flash write of 0x{value:x} ignored (bank not modelled)")
 
+                width = node.get_u32("bank-width", 4)
+                dwidth = node.get_u32("device-width", min(width, 2))
                 for i, (start, size) in enumerate(cpu_reg_windows(node)):
-                    self.bus.add_flash(f"{node.path}#{i}", start, size, on_write)
+                    part = cfi_part(size, flog, bank_width=width, device_width=dwidth)
+                    self.bus.add_flash(f"{node.path}#{i}", start, size, on_write, part)
                 continue
             if not node.has_prop("reg") or node.parent is None or node.parent.name == "cpus":
                 continue

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from emu.devices.mtd.cfi_flash import CMD_QUERY, CfiFlash
 from emu.machine import Machine, RunResult
 from tests.conftest import need_image, need_tool
 
@@ -60,7 +61,10 @@ def test_flash_is_read_only_for_the_guest(session: tuple[Machine, RunResult, str
     image = need_image("u-boot-qemu-arm.bin").read_bytes()
     # U-Boot probed the flash with CFI commands; the bytes did not change
     assert m.bus.read(0, len(image)) == image
-    assert any("flash command 0x98" in u for u in m.unimplemented())
+    parts = [p for _r, p in m.bus.flash_parts() if isinstance(p, CfiFlash)]
+    assert len(parts) == 2
+    assert all(p.reads_array for p in parts)
+    assert CMD_QUERY in parts[0].commands
 
 
 def test_timer_was_intercepted(session: tuple[Machine, RunResult, str]) -> None:
@@ -143,8 +147,10 @@ def test_console_matches_qemu(uboot_bin: Path, session: tuple[Machine, RunResult
         return [ln for ln in text[text.index("=> bdinfo"):].splitlines() if ln.startswith(keys)]
 
     assert pick(ours) == pick(theirs)
-    # the boot banner up to DRAM is identical
+    # the boot banner up to DRAM is identical, and so is the flash size U-Boot found
     assert lines(ours, "U-Boot", "Core:") == lines(theirs, "U-Boot", "Core:")
+    flash = [ln for ln in ours.splitlines() if ln.startswith("Flash:")]
+    assert flash == [ln for ln in theirs.splitlines() if ln.startswith("Flash:")] != []
 
 
 def test_interactive_session_in_steps() -> None:

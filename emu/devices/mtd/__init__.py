@@ -1,0 +1,1 @@
+"""Memory-technology devices: parallel NOR flash."""
