@@ -57,9 +57,10 @@ def register(subparsers: Any) -> None:
                         "(default: a 2010-style cma=/cma_map= found in --append)")
     p.add_argument("--cma-defaults", metavar="TEXT",
                    help="platform defaults used when the CMA configuration says nothing")
-    p.add_argument("--page-offset", default="0x80000000", metavar="ADDR",
-                   help="the guest's linear map base (CPU address of RAM's start), or 'none' "
-                        "(default 0x80000000, our firmware's)")
+    p.add_argument("--page-offset", default="auto", metavar="ADDR",
+                   help="the guest's linear map base (CPU address of RAM's start), 'none', or "
+                        "'auto' (default: 0x80000000, our firmware's, or 0xC0000000, Linux's, "
+                        "whichever the guest's page tables really map)")
     p.add_argument("--dma-policy", default="chunks", choices=("chunks", "reserved", "window"),
                    help="what DMA masters may write: live CMA chunks (default), anything in a "
                         "CMA region, or anything their bus window reaches")
@@ -252,7 +253,16 @@ def _system(args: argparse.Namespace, machine: Machine) -> System | None:
     checks = getattr(args, "check_aliases", None), getattr(args, "check_coherency", None)
     if not text and args.cma_defaults is None and not machine.views and checks == (None, None):
         return None
-    offset = None if str(args.page_offset).lower() == "none" else int(str(args.page_offset), 0)
+    raw = str(args.page_offset).lower()
+    offset: int | str | None
+    if raw in ("none", "auto"):
+        offset = None if raw == "none" else "auto"
+    else:
+        try:
+            offset = int(raw, 0)
+        except ValueError:
+            raise ConfigurationError(f"--page-offset must be an address, 'auto' or 'none', "
+                                     f"not {args.page_offset!r}") from None
     system = System(machine, text, defaults=args.cma_defaults, page_offset=offset,
                     dma_policy=args.dma_policy)
     if args.png:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,11 @@ from emu.report.timeline import Lifetime
 from emu.services.cma import SIP_BASE, CmaCall, CmaService
 from emu.services.smccc import Call
 
-#: Linux's default ARM 3G/1G split puts the linear map at 0xC0000000; our firmware uses
-#: the 2G/2G split (``CONFIG_VMSPLIT_2G``) so that no CPU address equals a bus address.
+#: Our firmware's linear map uses the 2G/2G split (``CONFIG_VMSPLIT_2G``) so that no CPU
+#: address equals a bus address; Linux's default 3G/1G split puts it at 0xC0000000.
 DEFAULT_PAGE_OFFSET = 0x8000_0000
+#: what ``page_offset="auto"`` tries, in order, against the guest's own page tables
+AUTO_PAGE_OFFSETS = (0x8000_0000, 0xC000_0000)
 
 
 def device_names(machine: Machine) -> dict[str, str]:
@@ -71,13 +74,16 @@ def device_names(machine: Machine) -> dict[str, str]:
 class MachineTranslator:
     """The CMA core's view of the machine: DMA windows per device, the CPU's linear map.
 
-    ``linear`` is the guest's linear map ``(phys_base, virt_base, size)``. While the
-    guest's MMU is on, an address is only reported when the guest's own page tables
-    really map it there; with the MMU off the CPU address is the physical one.
+    ``linear`` is the guest's linear map: ``(phys_base, size)`` of RAM and the
+    candidate ``virt_bases`` where the guest may map it (its ``PAGE_OFFSET``). While
+    the guest's MMU is on, the first candidate that the guest's own page tables
+    really map to the physical address is reported (None when none does); while it
+    is off, the first candidate is reported: the address the guest will use once it
+    turns the MMU on. ``linear`` None means no linear map: CPU address = physical.
     """
 
     def __init__(self, machine: Machine, names: dict[str, str],
-                 linear: tuple[int, int, int] | None) -> None:
+                 linear: tuple[int, int, tuple[int, ...]] | None) -> None:
         self.machine = machine
         self.names = names
         self.linear = linear
@@ -95,16 +101,17 @@ class MachineTranslator:
     def phys_to_virt(self, phys: int) -> int | None:
         if self.linear is None:
             return phys
-        base, virt, size = self.linear
-        if not base <= phys < base + size:
+        base, size, virt_bases = self.linear
+        if not base <= phys < base + size or not virt_bases:
             return None
-        va = phys - base + virt
         mmu = self.machine.exceptions
-        if mmu.mmu_enabled():
-            walk = mmu.translate(va)
-            if walk.phys != phys:
-                return None
-        return va
+        if not mmu.mmu_enabled():
+            return phys - base + virt_bases[0]
+        for virt in virt_bases:
+            va = phys - base + virt
+            if va <= 0xFFFF_FFFF and mmu.translate(va).phys == phys:
+                return va
+        return None
 
 
 class System:
@@ -112,7 +119,7 @@ class System:
 
     def __init__(self, machine: Machine, cmdline: str = "", *,
                  defaults: str | CmaConfig | None = None,
-                 page_offset: int | None = DEFAULT_PAGE_OFFSET,
+                 page_offset: int | Sequence[int] | str | None = DEFAULT_PAGE_OFFSET,
                  dma_policy: str = "chunks", page_size: int = 4096) -> None:
         if dma_policy not in ("chunks", "reserved", "window"):
             raise ConfigurationError(
@@ -124,8 +131,14 @@ class System:
         self.paths = {path: name for name, path in self.names.items()}
         ram = machine.bus.ram_banks()
         linear = None
+        if page_offset == "auto":
+            page_offset = AUTO_PAGE_OFFSETS
+        if isinstance(page_offset, str):
+            raise ConfigurationError(f"page offset must be an address, 'auto' or None, "
+                                     f"not {page_offset!r}")
         if page_offset is not None:
-            linear = (ram[0][0], page_offset, ram[0][1])
+            bases = (page_offset,) if isinstance(page_offset, int) else tuple(page_offset)
+            linear = (ram[0][0], ram[0][1], bases)
         self.translator = MachineTranslator(machine, self.names, linear)
         self.core = self._build_core(cmdline, defaults, page_size)
         self.pools = self._publish()

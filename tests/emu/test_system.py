@@ -183,3 +183,26 @@ def test_lifetimes_follow_host_allocations_and_releases() -> None:
     assert first.end is not None
     assert first.end > first.start
     assert (second.phys, second.device, second.region, second.end) == (b.phys, "clcd", "disp", None)
+
+
+@pytest.mark.parametrize(("page_offset", "expected", "status"), [
+    ((0xC000_0000, 0x8000_0000), 0x8F00_0000, 0),  # Linux's base is tried first, not mapped
+    ("auto", 0x8F00_0000, 0),
+    # the guest does not map RAM there: no CPU address rather than a guess, and the
+    # firmware, whose CPU_ADDR call then fails, refuses to capture
+    (0xC000_0000, None, 1),
+])
+def test_cpu_addresses_follow_the_guests_own_page_tables(page_offset: object,
+                                                         expected: int | None,
+                                                         status: int) -> None:
+    from emu.dt import guest
+
+    root = Path(__file__).resolve().parents[2]
+    machine = Machine("camsoc")
+    machine.load_elf(root / "firmware" / "prebuilt" / "capture.elf")
+    guest.set_bootargs(machine.tree, "frames=2 width=160 height=120")
+    system = System(machine, "cma=cam=16M cma_map=camera=cam",
+                    page_offset=page_offset)  # type: ignore[arg-type]
+    assert machine.run(max_seconds=60).exit_status == status
+    assert machine.exceptions.mmu_enabled(), "the firmware ends with its MMU on"
+    assert system.translator.phys_to_virt(0x4F00_0000) == expected
