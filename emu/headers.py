@@ -1,8 +1,9 @@
-"""Every C header the firmware includes that is generated from Python tables.
+"""Everything generated from the register tables: the firmware's C headers and the docs' tables.
 
-``python -m emu.headers`` rewrites them under ``firmware/include/generated/``;
-``python -m emu.headers --check`` exits 1 naming any that is stale (a test runs
-the same check), so register offsets and ABI numbers are never written twice.
+``python -m emu.headers`` rewrites the headers under ``firmware/include/generated/``
+and the marked register tables in ``docs/``; ``python -m emu.headers --check`` exits
+1 naming any that is stale (tests run the same checks), so register offsets and ABI
+numbers are never written twice.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from emu.devices.base import Device
+from emu.devices.char.pl011 import Pl011
+from emu.devices.display.pl111 import Pl111
 from emu.devices.dma.camera import CameraDma
 from emu.devices.dma.testpattern import HEADER_SIZE, MAGIC, PixelFormat
 from emu.devices.header import render_header
+from emu.devices.intc.gic import Gic, GicCpuInterface
+from emu.devices.regdoc import refresh
+from emu.devices.rtc.pl031 import Pl031
 from emu.services.cma import FLAG_DEVICE_PATH, SIP_BASE, CmaCall, Status
 
 GENERATED_DIR = Path("firmware/include/generated")
@@ -67,12 +74,33 @@ def generated_headers() -> dict[str, str]:
     }
 
 
+#: docs with marked register tables: path -> {marker name: device class}
+DOC_TABLES: dict[str, dict[str, type[Device]]] = {
+    "docs/devices.md": {"gicd": Gic, "gicc": GicCpuInterface, "pl011": Pl011, "pl031": Pl031},
+    "docs/camera.md": {"camera": CameraDma},
+    "docs/display.md": {"pl111": Pl111},
+}
+
+
+def refreshed_docs(root: Path) -> dict[str, str]:
+    """Relative path -> the doc's text with its register tables regenerated."""
+    out = {}
+    for rel, tables in DOC_TABLES.items():
+        path = root / rel
+        if path.exists():
+            out[rel] = refresh(path.read_text(encoding="utf-8"), tables)
+    return out
+
+
 def stale_headers(root: Path) -> list[str]:
     """The generated headers under ``root`` that are missing or out of date."""
     stale = []
     for rel, text in generated_headers().items():
         path = root / rel
         if not path.exists() or path.read_text() != text:
+            stale.append(rel)
+    for rel, text in refreshed_docs(root).items():
+        if (root / rel).read_text(encoding="utf-8") != text:
             stale.append(rel)
     return stale
 
@@ -93,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             print(f"wrote {rel}")
+    for rel, text in refreshed_docs(args.root).items():
+        path = args.root / rel
+        if path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"refreshed the register tables in {rel}")
     return 0
 
 

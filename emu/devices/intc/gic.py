@@ -37,7 +37,7 @@ and do not gate delivery. SGIs are always enabled (ISENABLER0[15:0] read as
 ones), as on GIC-400.
 
 Logged as unimplemented: GICC_AIAR / GICC_AEOIR / GICC_AHPPIR (aliased group 1
-registers), GICC_APRn / GICC_NSAPRn, interrupt bypass, GICD_NSACR. Accesses of
+registers), non-zero writes of GICC_APRn / GICC_NSAPRn, interrupt bypass, GICD_NSACR. Accesses of
 the wrong size (anything but 32 bits outside IPRIORITYR, ITARGETSR, CPENDSGIR
 and SPENDSGIR) are guest errors: reads return 0, writes are ignored.
 """
@@ -152,7 +152,9 @@ CPU_INTERFACE_REGISTERS: tuple[Register, ...] = (
     Register(0x020, "AIAR", Access.R, doc="aliased IAR (not modelled, reads 1023)"),
     Register(0x024, "AEOIR", Access.W, doc="aliased EOIR (not modelled)"),
     Register(0x028, "AHPPIR", Access.R, doc="aliased HPPIR (not modelled, reads 1023)"),
-    Register(0x0D0, "APR", Access.R, count=4, doc="active priorities (not modelled, read 0)"),
+    Register(0x0D0, "APR", Access.RW, count=4,
+             doc="active priorities (not modelled: read 0; writing 0, as Linux does at CPU "
+                 "start-up, is accepted)"),
     Register(0x0FC, "IIDR", Access.R, GICC_IIDR_VALUE, doc="CPU interface identification"),
     Register(0x1000, "DIR", Access.W, fields=(
         Field("INTERRUPTID", 0, 10, Access.W), Field("CPUID", 10, 3, Access.W),
@@ -627,6 +629,10 @@ class GicCpuInterface(_BlockAccess):
             self._deactivate(value & 0x3FF)
         elif name == "AEOIR":
             self.log.unimp("GICC_AEOIR (aliased group 1 access)")
+            return
+        elif name == "APR":
+            if value:  # restoring saved state; 0 (clearing them) needs nothing
+                self.log.unimp("GICC_APRn state restore (active priorities)")
             return
         else:
             self.log.guest_error(f"write of 0x{value:x} to read-only GICC_{name} ignored")

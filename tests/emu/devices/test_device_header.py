@@ -64,6 +64,6 @@ def test_devices_doc_tables_are_current() -> None:
     doc = Path(__file__).resolve().parents[3] / "docs" / "devices.md"
     text = doc.read_text(encoding="utf-8")
     tables = {"gicd": Gic, "gicc": GicCpuInterface, "pl011": Pl011, "pl031": Pl031}
-    assert refresh(text, tables) == text, "docs/devices.md is stale: rerun regdoc.refresh"
+    assert refresh(text, tables) == text, "docs/devices.md is stale: run scripts/gen-headers"
     for name in tables:
         assert f"<!-- registers:{name}:begin -->\n| offset" in text
