@@ -169,6 +169,8 @@ class Pl011(Device):
                  console: Callable[[bytes], None] | None = None) -> None:
         self.console = console
         self.transmitted = bytearray()
+        #: bytes written while the UART or its transmitter was disabled (logged once)
+        self._disabled_writes = 0
         self._rx: deque[int] = deque()
         self._pending_oe = False
         self._ris = 0
@@ -272,10 +274,14 @@ class Pl011(Device):
 
     def _write_dr(self, _index: int, _old: int, new: int) -> None:
         cr = self.get("CR")
-        if not cr & CR_UARTEN:
-            self.log.guest_error("data written to DR while the UART is disabled (CR.UARTEN 0)")
-        elif not cr & CR_TXE:
-            self.log.guest_error("data written to DR while the transmitter is disabled (CR.TXE 0)")
+        transmitting = CR_UARTEN | CR_TXE
+        if (cr & transmitting) != transmitting:
+            self._disabled_writes += 1
+            if self._disabled_writes == 1:  # an early console does this for every byte
+                what = "UART is disabled (CR.UARTEN 0)" if not cr & CR_UARTEN \
+                    else "transmitter is disabled (CR.TXE 0)"
+                self.log.guest_error(f"data written to DR while the {what}; sent anyway, "
+                                     "like QEMU; further such writes are counted, not logged")
         byte = bytes((new & 0xFF,))
         self.transmitted += byte
         if self.console is not None:
