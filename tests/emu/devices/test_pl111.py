@@ -580,7 +580,8 @@ def test_docs_register_table_is_current() -> None:
     doc = Path(__file__).resolve().parents[3] / "docs" / "display.md"
     text = doc.read_text(encoding="utf-8")
     assert "<!-- registers:pl111:begin -->\n| offset" in text
-    assert refresh(text, {"pl111": Pl111}) == text, "docs/display.md is stale: run scripts/gen-headers"
+    stale = "docs/display.md is stale: run scripts/gen-headers"
+    assert refresh(text, {"pl111": Pl111}) == text, stale
 
 
 def test_registered_for_its_compatible() -> None:
