@@ -397,8 +397,14 @@ class Machine:
         return self.boot
 
     def set_dtb(self, dtb: str | Path | bytes) -> None:
-        """Hand the guest this DTB instead of the board's own tree."""
-        self._dtb_override = dtb if isinstance(dtb, bytes) else read_image(dtb)
+        """Hand the guest this DTB instead of the board's own tree (checked: a valid FDT)."""
+        data = dtb if isinstance(dtb, bytes) else read_image(dtb)
+        where = "the DTB" if isinstance(dtb, bytes) else str(dtb)
+        try:
+            DeviceTree.from_dtb(data)
+        except DeviceTreeError as exc:
+            raise DeviceTreeError(f"{where}: not a usable device tree blob: {exc}") from None
+        self._dtb_override = data
 
     def _prepare(self) -> None:
         if self._booted:

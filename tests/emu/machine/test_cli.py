@@ -77,3 +77,16 @@ def test_time_limit_is_a_failure(uboot_bin: Path) -> None:
     rc = main(["run", "--board", "virt", "--bios", str(uboot_bin), "--until", "never printed",
                "--max-instructions", "2000000", "--quiet"], stdout=io.StringIO())
     assert rc == 1
+
+
+def test_a_dtb_that_is_not_a_device_tree_is_refused(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.dtb"
+    bad.write_bytes(b"garbage, not a flattened device tree")
+    elf = Path(__file__).resolve().parents[3] / "firmware" / "prebuilt" / "selftest.elf"
+    code = main(["run", "--board", "camsoc", "--elf", str(elf), "--dtb", str(bad), "--quiet"],
+                stdout=io.StringIO())
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.dtb: not a usable device tree blob" in err
+    assert "Traceback" not in err
