@@ -30,7 +30,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -375,25 +375,35 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
-        report = run_bench(
+    return emit_report(
+        "bench-cma", args,
+        lambda: run_bench(
             specs=args.specs or DEFAULT_SPECS,
             seeds=range(args.seed, args.seed + max(args.seeds, 0)),
             allocs=args.allocs,
             region_size=parse_size(args.region_size),
             page_size=parse_size(args.page_size),
             repeat=args.repeat,
-        )
+        ),
+        render_table, out)
+
+
+def emit_report(prog: str, args: argparse.Namespace, make: Callable[[], Any],
+                render: Callable[[Any, IO[str]], None], out: IO[str]) -> int:
+    """Build a benchmark report and print it (``--json`` or a table); a CMAError is one
+    line on stderr and exit status 2 (``--debug`` re-raises it)."""
+    try:
+        report = make()
     except CMAError as err:
         if args.debug:
             raise
-        print(f"bench-cma: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     if args.json:
         json.dump(report.to_json(), out, indent=2)
         out.write("\n")
     else:
-        render_table(report, out)
+        render(report, out)
     return 0
 
 

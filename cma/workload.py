@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import random
 import struct
 import sys
@@ -34,9 +33,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from cma.bench import emit_report
 from cma.config import CmaConfig, RegionSpec
 from cma.core import ContiguousMemory
-from cma.errors import CMAError, InvalidArgument, NoMemory
+from cma.errors import InvalidArgument, NoMemory
 from cma.movable import CostModel, LendEnd, MovablePage, MovablePool
 
 __all__ = [
@@ -429,21 +429,13 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("bench-reusable: error: nothing to do (use --bench)", file=sys.stderr)
         return 2
-    try:
-        cost = CostModel(page_us=args.page_us, copy_bytes_per_us=args.copy_bytes_per_us)
-        report = run_bench(range(args.seed, args.seed + max(args.seeds, 0)), args.ticks,
-                           args.allocator, cost=cost)
-    except CMAError as err:
-        if args.debug:
-            raise
-        print(f"bench-reusable: error: {err}", file=sys.stderr)
-        return 2
-    if args.json:
-        json.dump(report.to_json(), out, indent=2)
-        out.write("\n")
-    else:
-        render_table(report, out)
-    return 0
+    return emit_report(
+        "bench-reusable", args,
+        lambda: run_bench(range(args.seed, args.seed + max(args.seeds, 0)), args.ticks,
+                          args.allocator,
+                          cost=CostModel(page_us=args.page_us,
+                                         copy_bytes_per_us=args.copy_bytes_per_us)),
+        render_table, out)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,15 @@ def ranges_triplets(bus: Node, prop: str = "ranges") -> list[tuple[int, int, int
     return [(t[0], t[1], t[2]) for t in bus.read_tuples(prop, widths)]
 
 
+def through_triplets(triplets: list[tuple[int, int, int]], address: int) -> int | None:
+    """``address`` on the child side of ``(child, parent, size)`` triplets, on the parent
+    side: the first triplet holding it wins; None when none does."""
+    for child, parent, size in triplets:
+        if child <= address < child + size:
+            return address - child + parent
+    return None
+
+
 def _is_pci(node: Node) -> bool:
     return node.props.get("device_type") in (b"pci\0", b"pciex\0")
 
@@ -52,12 +61,10 @@ def _translate(node: Node, address: int) -> tuple[int | None, str]:
                 f"{bus.path} has no 'ranges', so {address:#x} on that bus is not visible to the CPU"
             )
         if triplets:
-            for child, parent, size in triplets:
-                if child <= address < child + size:
-                    address = address - child + parent
-                    break
-            else:
+            translated = through_triplets(triplets, address)
+            if translated is None:
                 return None, f"{address:#x} is outside every window of {bus.path}'s 'ranges'"
+            address = translated
         bus = bus.parent
     return address, ""
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cma import translate as _windows
-from emu.dt.address import ranges_triplets
+from emu.dt.address import ranges_triplets, through_triplets
 from emu.dt.tree import DeviceTree, Node
 from emu.errors import DeviceTreeError
 
@@ -169,12 +169,10 @@ def translate_dma_parent_address(tree: DeviceTree, bus: Node, address: int) -> i
             return address
         triplets = ranges_triplets(current, "dma-ranges")
         if triplets:
-            for child, parent, size in triplets:
-                if child <= address < child + size:
-                    address = address - child + parent
-                    break
-            else:
+            translated = through_triplets(triplets, address)
+            if translated is None:
                 return None
+            address = translated
         current = above
 
 

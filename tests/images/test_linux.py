@@ -30,13 +30,17 @@ MIB = 1 << 20
 
 
 def boot(tmp_path: Path, append: str, cma: str | None = None,
-         commands: tuple[str, ...] = ("cat /proc/meminfo",)) -> dict[str, Any]:
-    """Boot to the shell, type ``commands`` and ``poweroff -f``; the JSON result."""
+         commands: tuple[str, ...] = ("cat /proc/meminfo",), board: str = "virt",
+         extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Boot to the shell, type ``commands`` and ``poweroff -f``; the JSON result.
+
+    ``extra`` are more ``emu run`` options (``--dma-policy``, ``--png`` ...).
+    """
     out = tmp_path / "run.json"
-    argv = ["run", "--board", "virt", "--kernel", str(need_image("vmlinuz")),
+    argv = ["run", "--board", board, "--kernel", str(need_image("vmlinuz")),
             "--host-decompress", "--initrd", str(need_image("initramfs.cpio.gz")),
             "--append", append, "--prompt", "# ", "--max-seconds", "240", "--quiet",
-            "--json", str(out)]
+            *extra, "--json", str(out)]
     if cma is not None:
         argv += ["--cma", cma]
     for c in (*commands, "poweroff -f"):

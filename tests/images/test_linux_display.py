@@ -13,21 +13,19 @@ accepts it there (Linux allocates without our CMA service, so no chunk is live).
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from emu.cli import main
 from emu.devices.display.pl111 import Pl111
 from emu.devices.display.render import decode_frame
 from emu.loaders.initramfs import READY_MARKER
 from emu.machine import Machine
 from emu.system import System
 from tests.conftest import need_image
+from tests.images.test_linux import boot
 
 pytestmark = [pytest.mark.emulator, pytest.mark.images, pytest.mark.slow]
 
@@ -52,19 +50,8 @@ def lit(image: Image.Image) -> list[tuple[int, int]]:
 def boot_cli(tmp_path: Path, cma: str | None, policy: str,
              commands: tuple[str, ...]) -> dict[str, Any]:
     """``emu run --board camsoc`` to the shell with ``--png``; the JSON result."""
-    out = tmp_path / "run.json"
-    argv = ["run", "--board", "camsoc", "--kernel", str(need_image("vmlinuz")),
-            "--host-decompress", "--initrd", str(need_image("initramfs.cpio.gz")),
-            "--append", APPEND, "--prompt", "# ", "--max-seconds", "240", "--quiet",
-            "--dma-policy", policy, "--png", str(tmp_path / "png"), "--json", str(out)]
-    if cma is not None:
-        argv += ["--cma", cma]
-    for c in (*commands, "poweroff -f"):
-        argv += ["--send", c]
-    code = main(argv, stdout=io.StringIO())
-    doc: dict[str, Any] = json.loads(out.read_text())
-    assert code == doc["exit_code"]
-    return doc
+    return boot(tmp_path, APPEND, cma, commands, board="camsoc",
+                extra=("--dma-policy", policy, "--png", str(tmp_path / "png")))
 
 
 @pytest.fixture(scope="module")

@@ -179,7 +179,6 @@ class Pl111(Device):
         self.frame_count = 0
         self.bus_errors: list[dict[str, Any]] = []
         self._ris = 0
-        self._next_frame = 0
         self._frame_event: Event | None = None
         self._vcomp_event: Event | None = None
         self._fetch_verdicts: dict[tuple[int, int], bool] = {}
@@ -312,8 +311,7 @@ class Pl111(Device):
 
     # frame timing -----------------------------------------------------------
     def _start(self) -> None:
-        self._next_frame = self.clock.now
-        self._frame_event = self.clock.schedule_at(self._next_frame, self._frame,
+        self._frame_event = self.clock.schedule_at(self.clock.now, self._frame,
                                                    f"{self.ctx.name} frame")
 
     def _stop(self) -> None:
@@ -324,9 +322,7 @@ class Pl111(Device):
 
     def _frame(self) -> None:
         """A frame starts: latch the bases, raise LNBU, fetch, schedule VComp and the next."""
-        # When one advance spans several frames the clock runs this late, so the
-        # frame's own start tick is kept here rather than read from the clock.
-        start = self._next_frame
+        start = self.clock.now  # the clock runs each event at its own deadline
         self.frame_count += 1
         self.set("LCDUPCURR", self.get("LCDUPBASE"))
         self.set("LCDLPCURR", self.get("LCDLPBASE"))
@@ -337,8 +333,7 @@ class Pl111(Device):
         else:
             self._vcomp_event = self.clock.schedule_at(start + offset, self._vcomp,
                                                        f"{self.ctx.name} vcomp")
-        self._next_frame = start + self.frame_period_ticks()
-        self._frame_event = self.clock.schedule_at(self._next_frame, self._frame,
+        self._frame_event = self.clock.schedule_at(start + self.frame_period_ticks(), self._frame,
                                                    f"{self.ctx.name} frame")
         if not self._fetch_ok(self.get("LCDUPCURR")):
             bits |= INT_MBERROR
