@@ -55,7 +55,6 @@ __all__ = [
     "MovableStats",
     "PageStore",
     "SystemMemory",
-    "main",
 ]
 
 #: which end of the free space :meth:`MovablePool.lend` takes pages from
@@ -736,13 +735,3 @@ def _granule(region: Region) -> int:
     order = getattr(region.allocator, "order_per_bit", 0)
     return region.page_size << (order if isinstance(order, int) else 0)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cma.movable --bench ...``: the reusable-region benchmark."""
-    from cma.workload import main as bench_main
-
-    return bench_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
