@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import logging
+import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +29,7 @@ from unicorn import (
     UC_PROT_EXEC,
     UC_PROT_READ,
 )
+from unicorn.arm_const import UC_ARM_REG_PC
 from unicorn.unicorn_py3.unicorn import uclib
 
 from emu.clock import VirtualClock
@@ -90,20 +92,34 @@ class FlashPart(Protocol):
 
 
 class FlashMemory:
-    """Host access to one flash bank's array bytes: what a part programs and erases."""
+    """One flash bank's array bytes, in host memory that Unicorn maps with ``mem_map_ptr``.
 
-    def __init__(self, uc: Any, start: int, size: int) -> None:
-        self.uc = uc
+    Parts program and erase through :meth:`write` from inside a guest store's hook.
+    ``uc.mem_write`` must not be used there: on a read-only mapping it makes the
+    region writable and read-only again, two memory transactions that rebuild
+    Unicorn's address-space view under the access that is running (a use after
+    free). Writing the host bytes directly changes nothing but the bytes; code
+    translated from the old bytes is dropped before the next slice
+    (:attr:`changed`, :meth:`Bus.retranslate`).
+    """
+
+    def __init__(self, start: int, size: int) -> None:
         self.start = start
         self.size = size
+        self.changed = False
+        self._bytes = mmap.mmap(-1, size)  # zero-filled, pages committed when touched
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._bytes))
 
     def read(self, offset: int, size: int) -> bytes:
-        return bytes(self.uc.mem_read(self.start + offset, size))
+        return self._bytes[offset:offset + size]
 
     def write(self, offset: int, data: bytes) -> None:
-        addr = self.start + offset
-        self.uc.mem_write(addr, bytes(data))
-        self.uc.ctl_remove_cache(addr, addr + len(data))  # code translated from old bytes
+        self._bytes[offset:offset + len(data)] = data
+        self.changed = True
+
+    def poke(self, offset: int, data: bytes) -> None:
+        """Put bytes in place without marking code stale (status answers, restores)."""
+        self._bytes[offset:offset + len(data)] = data
 
 
 class _FlashBank:
@@ -114,18 +130,34 @@ class _FlashBank:
     part for each load and puts the answer into memory just before the load reads
     it; the array bytes it covered are kept aside and put back before the part
     sees the next store. The hook exists only in those modes, so array reads and
-    instruction fetches stay plain memory. Installing or removing it retranslates
-    code, so a load in the same translated block as the command store still reads
-    the array; the answer for the word the command was written to is put in place
-    at once, which covers drivers that read back where they wrote.
+    instruction fetches stay plain memory.
+
+    Code translated before the hook existed would never call it, and Unicorn's
+    translation cache cannot be flushed from inside a hook (the flush is immediate
+    and frees the block that is running). So the store that installs the hook ends
+    the CPU's slice with ``emu_stop``, and :meth:`Bus.retranslate` flushes before
+    the next one. Unicorn stops *on* that store: the next slice starts by running
+    the same instruction again. The part has already seen the store, so the bank
+    remembers it (PC, offset, size, value) and swallows exactly that replay; the
+    run loop runs the replay alone, before taking any interrupt (:meth:`Bus.replay_at`).
+    Going back to read-array mode after a program or erase ends the slice the same
+    way, so code fetched from the flash is retranslated from the new bytes.
+
+    The answer for the word the command was written to is put in place at once, so
+    a driver reading back where it wrote sees the part even if the stop were lost
+    (Unicorn drops ``emu_stop`` inside a Thumb IT block).
     """
 
     def __init__(self, uc: Any, region: Region, on_write: FlashWriteHandler | None,
-                 part: FlashPart | None) -> None:
+                 part: FlashPart | None, memory: FlashMemory) -> None:
         self.uc = uc
         self.region = region
         self.on_write = on_write
         self.part = part
+        self.memory = memory
+        self.stale_code = False
+        #: the store that ended the last slice, to be swallowed when it runs again
+        self.replay: tuple[int, int, int, int] | None = None
         self._hook: Any = None
         self._saved: dict[int, int] = {}
 
@@ -135,22 +167,38 @@ class _FlashBank:
             if self.on_write is not None:
                 self.on_write(offset, size, value)
             return
+        replay, self.replay = self.replay, None
+        if replay is not None and replay[1:] == (offset, size, value) \
+                and replay[0] == self._pc():
+            return  # the store that ended the last slice, run again: already done
         self._restore()
         part.write(offset, size, value)
         if part.reads_array:
             if self._hook is not None:
-                # no retranslation here: blocks translated while the hook existed keep
-                # their slower (still correct) loads until the next one
+                # blocks translated while the hook existed keep their slower (still
+                # correct) loads until the next retranslation
                 self.uc.hook_del(self._hook)
                 self._hook = None
+            memory = self.memory
+            if memory.changed:
+                memory.changed = False
+                self._end_slice(offset, size, value)
             return
         if self._hook is None:
             r = self.region
             self._hook = self.uc.hook_add(UC_HOOK_MEM_READ, self._read_hook,
                                           begin=r.start, end=r.end - 1)
-            self.uc.ctl_flush_tb()
+            self._end_slice(offset, size, value)
         word = offset & ~3
         self._answer(word, min(4, self.region.size - word))
+
+    def _pc(self) -> int:
+        return int(self.uc.reg_read(UC_ARM_REG_PC))
+
+    def _end_slice(self, offset: int, size: int, value: int) -> None:
+        self.stale_code = True
+        self.replay = (self._pc(), offset, size, value)
+        self.uc.emu_stop()
 
     def _read_hook(self, uc: Any, access: int, addr: int, size: int, value: int,
                    user: Any) -> None:
@@ -159,16 +207,16 @@ class _FlashBank:
     def _answer(self, offset: int, size: int) -> None:
         assert self.part is not None
         value = self.part.read(offset, size)
-        addr = self.region.start + offset
-        old = self.uc.mem_read(addr, size)
+        memory = self.memory
+        old = memory.read(offset, size)
         for i in range(size):
-            self._saved.setdefault(addr + i, old[i])
-        self.uc.mem_write(addr, value.to_bytes(size, "little"))
+            self._saved.setdefault(offset + i, old[i])
+        memory.poke(offset, value.to_bytes(size, "little"))
 
     def _restore(self) -> None:
         if self._saved:
-            for addr, byte in self._saved.items():
-                self.uc.mem_write(addr, bytes((byte,)))
+            for offset, byte in self._saved.items():
+                self.memory.poke(offset, bytes((byte,)))
             self._saved.clear()
 
 
@@ -282,12 +330,50 @@ class Bus:
                 f"{name}: flash {_fmt(start, size)} must be aligned to 0x{MAP_GRANULE:x}"
             )
         region = self._claim(name, start, size, "flash")
-        self.uc.mem_map(start, size, UC_PROT_READ | UC_PROT_EXEC)
+        memory = FlashMemory(start, size)
+        self.uc.mem_map_ptr(start, size, UC_PROT_READ | UC_PROT_EXEC, memory.address)
+        # mem_map_ptr alone leaves guest stores landing in the bytes (the hook runs,
+        # then the store is done anyway); mem_protect makes the mapping read-only
+        self.uc.mem_protect(start, size, UC_PROT_READ | UC_PROT_EXEC)
         if not self._flash_banks:
             self.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self._flash_write_hook)
-        model = part(FlashMemory(self.uc, start, size)) if part is not None else None
-        self._flash_banks.append(_FlashBank(self.uc, region, on_write, model))
+        model = part(memory) if part is not None else None
+        self._flash_banks.append(_FlashBank(self.uc, region, on_write, model, memory))
         return region
+
+    def retranslate(self) -> bool:
+        """Drop translated code a flash command made stale; call between slices.
+
+        A flash bank that left read-array mode (its loads must now reach the part) or
+        came back to it with new contents ends the slice with ``emu_stop``; this
+        flushes Unicorn's translation cache before the next ``emu_start``, the only
+        place where that is safe. True when something was flushed.
+        """
+        stale = False
+        for bank in self._flash_banks:
+            if bank.stale_code:
+                bank.stale_code = False
+                stale = True
+        if stale:
+            self.uc.ctl_flush_tb()
+        return stale
+
+    def replay_at(self, pc: int) -> bool:
+        """Whether the next slice, starting at ``pc``, begins with a flash store replay.
+
+        True when a flash command ended the last slice on the store at ``pc``: the
+        caller should run that one instruction (``count=1``) before it delivers any
+        interrupt, so the replay is swallowed and the part sees the store once. A
+        remembered store elsewhere is forgotten (its stop was lost).
+        """
+        pending = False
+        for bank in self._flash_banks:
+            if bank.replay is not None:
+                if bank.replay[0] == pc & ~1:
+                    pending = True
+                else:
+                    bank.replay = None
+        return pending
 
     def flash_parts(self) -> list[tuple[Region, FlashPart]]:
         """The flash banks that have a part model, with their regions."""
@@ -410,6 +496,11 @@ class Bus:
             raise ConfigurationError(
                 f"host write of {_fmt(addr, len(data))} is not inside one RAM or flash region"
             )
+        for bank in self._flash_banks:
+            if bank.region.contains(addr, len(data)):
+                bank.memory.poke(addr - bank.region.start, bytes(data))
+                bank.stale_code = True  # flushed before the next slice
+                return
         self.uc.mem_write(addr, bytes(data))
 
     def read_virt(self, va: int, size: int) -> bytes | None:

@@ -549,7 +549,9 @@ class Machine:
             now = self.clock.now
             self.clock.advance_to(now)
             budget = self.max_slice
-            if self._deliver_interrupts():  # pending but masked: catch the unmask soon
+            if self.bus.replay_at(self.cpu.pc):
+                budget = 1  # a flash store that ended the last slice runs again, alone
+            elif self._deliver_interrupts():  # pending but masked: catch the unmask soon
                 budget = self._masked_budget
                 self._masked_budget = min(self._masked_budget * 2, self.max_slice)
             else:
@@ -567,6 +569,7 @@ class Machine:
                 icpt.scan(self.cpu.pc)
                 for lo, hi in icpt.take_flush():
                     uc.ctl_remove_cache(lo, hi)
+            self.bus.retranslate()
             if self.tracer is not None:
                 self.tracer.slice_start(now)
             error: Exception | None = None
