@@ -18,6 +18,7 @@ import bisect
 import ctypes
 import logging
 import mmap
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +44,8 @@ log = logging.getLogger("emu.bus")
 
 #: granule of Unicorn mappings; MMIO windows are widened to it and merged
 MAP_GRANULE = 0x1000
+#: how many recent guest MMIO accesses :attr:`Bus.mmio_ring` keeps
+MMIO_RING = 16
 
 
 def _fmt(start: int, size: int) -> str:
@@ -220,6 +223,11 @@ class _FlashBank:
             self._saved.clear()
 
 
+_UNSEEN = object()
+_SIZE_MASK = (0, 0xFF, 0xFFFF, 0xFF_FFFF, 0xFFFF_FFFF, 0, 0, 0, 0xFFFF_FFFF_FFFF_FFFF)
+_DEVICE_MEMO_LIMIT = 1 << 16
+
+
 @dataclass(frozen=True)
 class DmaRecord:
     """One entry of the DMA log: an accepted write or a refused access."""
@@ -280,11 +288,16 @@ class Bus:
         self.views: dict[str, BusView] = {}
         self._mmio: list[Region] = []
         self._mmio_starts: list[int] = []
+        #: device region by MMIO address, filled on first access (the lookup is per access)
+        self._device_memo: dict[int, Region | None] = {}
         self._flash_banks: list[_FlashBank] = []
         self._finalized = False
         self.on_unmapped: Callable[[int, int, bool], None] | None = None
         #: set by :mod:`emu.trace` while MMIO or DMA is traced; None costs one check per access
         self.tracer: Tracer | None = None
+        #: the last :data:`MMIO_RING` guest MMIO accesses, oldest first, as
+        #: ``(tick, physical address, size, value, is_write)`` (for run diagnoses)
+        self.mmio_ring: deque[tuple[int, int, int, int, bool]] = deque(maxlen=MMIO_RING)
         self._vmem_buf = ctypes.create_string_buffer(16)
         self._code_buf = ctypes.create_string_buffer(0x1000)
 
@@ -416,7 +429,42 @@ class Bus:
                         f"MMIO page span {_fmt(lo, hi - lo)} overlaps {r.name} "
                         f"{_fmt(r.start, r.size)}"
                     )
-            self.uc.mmio_map(lo, hi - lo, self._mmio_read, lo, self._mmio_write, lo)
+            inside = [r for r in self._mmio if lo <= r.start and r.end <= hi]
+            if len(inside) == 1 and inside[0].device is not None:
+                read, write = self._direct(inside[0])
+                self.uc.mmio_map(lo, hi - lo, read, lo, write, lo)
+            else:
+                self.uc.mmio_map(lo, hi - lo, self._mmio_read, lo, self._mmio_write, lo)
+
+    def _direct(self, region: Region) -> tuple[Callable[..., int], Callable[..., None]]:
+        """MMIO callbacks for a span that holds one device: no lookup per access.
+
+        Accesses to the rest of the span (the device's window widened to the page) take
+        the general path, which reports them as accesses to nothing.
+        """
+        assert region.device is not None
+        dev_read, dev_write = region.device.read, region.device.write
+        start, end = region.start, region.end
+        ring, clock = self.mmio_ring, self.clock
+        general_read, general_write = self._mmio_read, self._mmio_write
+
+        def read(uc: Any, offset: int, size: int, base: int) -> int:
+            addr = base + offset
+            if addr < start or addr >= end or self.tracer is not None:
+                return general_read(uc, offset, size, base)
+            value = dev_read(addr - start, size) & _SIZE_MASK[size]
+            ring.append((clock.now, addr, size, value, False))
+            return value
+
+        def write(uc: Any, offset: int, size: int, value: int, base: int) -> None:
+            addr = base + offset
+            if addr < start or addr >= end or self.tracer is not None:
+                general_write(uc, offset, size, value, base)
+                return
+            ring.append((clock.now, addr, size, value, True))
+            dev_write(addr - start, size, value)
+
+        return read, write
 
     # guest MMIO ----------------------------------------------------------
     def region_at(self, addr: int) -> Region | None:
@@ -427,25 +475,33 @@ class Bus:
         return None
 
     def _device_at(self, addr: int) -> Region | None:
+        r = self._device_memo.get(addr, _UNSEEN)
+        if r is not _UNSEEN:
+            return r  # type: ignore[return-value]
         i = bisect.bisect_right(self._mmio_starts, addr) - 1
-        if i >= 0 and addr < self._mmio[i].end:
-            return self._mmio[i]
-        return None
+        r = self._mmio[i] if i >= 0 and addr < self._mmio[i].end else None
+        if len(self._device_memo) >= _DEVICE_MEMO_LIMIT:  # a guest sweeping MMIO space
+            self._device_memo.clear()
+        self._device_memo[addr] = r
+        return r
 
     def _mmio_read(self, uc: Any, offset: int, size: int, base: int) -> int:
         addr = base + offset
-        r = self._device_at(addr)
+        r = self._device_memo.get(addr) or self._device_at(addr)
         if r is None or r.device is None:
+            self.mmio_ring.append((self.clock.now, addr, size, 0, False))
             self._unmapped(addr, size, False)
             return 0
-        value = r.device.read(addr - r.start, size) & ((1 << (8 * size)) - 1)
+        value = r.device.read(addr - r.start, size) & _SIZE_MASK[size]
+        self.mmio_ring.append((self.clock.now, addr, size, value, False))
         if self.tracer is not None:
             self.tracer.mmio(r, addr, size, value, False)
         return value
 
     def _mmio_write(self, uc: Any, offset: int, size: int, value: int, base: int) -> None:
         addr = base + offset
-        r = self._device_at(addr)
+        self.mmio_ring.append((self.clock.now, addr, size, value, True))
+        r = self._device_memo.get(addr) or self._device_at(addr)
         if r is None or r.device is None:
             self._unmapped(addr, size, True)
             return

@@ -178,6 +178,82 @@ ReadHook = Callable[[int], int]  # index (for arrays) -> value
 WriteHook = Callable[[int, int, int], None]  # index, old value, new value
 
 
+_SIZE_MASK = (0, 0xFF, 0xFFFF, 0xFF_FFFF, 0xFFFF_FFFF)
+_SETS = (Access.RW, Access.W)
+_KEEPS = (Access.R, Access.RC, Access.RESERVED)
+
+
+class _Plan:
+    """What a load and a store of one register do, as masks (built once per device).
+
+    A store computes ``(old & keep) | (value & sets) | (old & w1c & ~value) |
+    ((old | value) & w1s)``; ``checked`` lists the read-only parts whose change is a
+    guest error. A load hides write-only field bits and clears read-to-clear ones.
+    """
+
+    __slots__ = (
+        "checked",
+        "ignored",
+        "index",
+        "keep",
+        "plain_read",
+        "plain_write",
+        "read_clears",
+        "read_hook",
+        "read_keeps",
+        "read_shows",
+        "readable",
+        "reg",
+        "sets",
+        "store",
+        "w1c",
+        "w1s",
+        "write_hook",
+    )
+
+    def __init__(self, reg: Register, index: int, store: list[int]) -> None:
+        self.reg, self.index, self.store = reg, index, store
+        self.read_hook: ReadHook | None = None
+        self.write_hook: WriteHook | None = None
+        self.readable = reg.access.readable or bool(reg.fields)
+        hidden = cleared = 0
+        for f in reg.fields:
+            if f.access is Access.W:
+                hidden |= f.mask
+            elif f.access is Access.RC:
+                cleared |= f.mask
+        if reg.access is Access.RC:
+            cleared = 0xFFFF_FFFF
+        self.read_shows = 0xFFFF_FFFF & ~hidden
+        self.read_clears = bool(cleared)
+        self.read_keeps = 0xFFFF_FFFF & ~cleared
+        self.ignored = not reg.fields and reg.access in _KEEPS
+        parts: list[tuple[str, Access, int, bool]] = []  # name, access, mask, logged
+        covered = 0
+        for f in reg.fields:
+            covered |= f.mask
+            parts.append((f"{reg.name}.{f.name}", f.access, f.mask, True))
+        rest = 0xFFFF_FFFF & ~covered
+        if rest:
+            parts.append((reg.name, reg.access, rest, not reg.fields))
+        sets = w1c = w1s = 0
+        checked: list[tuple[str, Access, int]] = []
+        for name, access, mask, logged in parts:
+            if access in _SETS:
+                sets |= mask
+            elif access is Access.W1C:
+                w1c |= mask
+            elif access is Access.W1S:
+                w1s |= mask
+            elif logged:
+                checked.append((name, access, mask))
+        self.sets, self.w1c, self.w1s = sets, w1c, w1s
+        self.keep = 0xFFFF_FFFF & ~(sets | w1c | w1s)
+        self.checked = tuple(checked)
+        self.plain_read = self.readable and not cleared and not hidden
+        self.plain_write = sets == 0xFFFF_FFFF
+
+
 class Device:
     """Base of every memory-mapped device model.
 
@@ -208,6 +284,13 @@ class Device:
         self._read_hooks: dict[str, ReadHook] = {}
         self._write_hooks: dict[str, WriteHook] = {}
         self.reset()
+        #: per word offset, what a load and a store do, worked out once (the hot path)
+        self._plans: dict[int, _Plan] = {
+            off: _Plan(reg, i, self.values[reg.name]) for off, (reg, i) in self._by_offset.items()
+        }
+        for plan in self._plans.values():  # hooks attached before this point
+            plan.read_hook = self._read_hooks.get(plan.reg.name)
+            plan.write_hook = self._write_hooks.get(plan.reg.name)
 
     # register storage -------------------------------------------------
     def reset(self) -> None:
@@ -216,7 +299,8 @@ class Device:
             value = reg.reset
             for f in reg.fields:
                 value = (value & ~f.mask) | ((f.reset << f.lsb) & f.mask)
-            self.values[reg.name] = [value] * reg.count
+            store = self.values.setdefault(reg.name, [])
+            store[:] = [value] * reg.count  # in place: the access plans hold these lists
 
     def hook(self, name: str, *, read: ReadHook | None = None,
              write: WriteHook | None = None) -> None:
@@ -227,6 +311,10 @@ class Device:
             self._read_hooks[name] = read
         if write is not None:
             self._write_hooks[name] = write
+        for plan in getattr(self, "_plans", {}).values():
+            if plan.reg.name == name:
+                plan.read_hook = self._read_hooks.get(name)
+                plan.write_hook = self._write_hooks.get(name)
 
     def get(self, name: str, index: int = 0) -> int:
         return self.values[name][index]
@@ -248,78 +336,64 @@ class Device:
     # guest accesses ----------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         """A guest load of ``size`` bytes at ``offset`` into the block."""
-        hit = self._by_offset.get(offset & ~3)
-        if hit is None:
+        plan = self._plans.get(offset & ~3)
+        if plan is None:
             self.log.guest_error(f"read of unmapped offset 0x{offset:x} (size {size})")
             return 0
-        reg, i = hit
-        if not reg.access.readable and not reg.fields:
-            self.log.guest_error(f"read of write-only register {reg.name}")
-            return 0
-        hook = self._read_hooks.get(reg.name)
-        value = hook(i) if hook is not None else self.values[reg.name][i]
-        if reg.access is Access.RC:
-            self.values[reg.name][i] = 0
-        for f in reg.fields:
-            if f.access is Access.W:
-                value &= ~f.mask
-            elif f.access is Access.RC:
-                self.values[reg.name][i] &= ~f.mask
-        shift = (offset & 3) * 8
-        return (value >> shift) & ((1 << (size * 8)) - 1)
+        hook = plan.read_hook
+        if plan.plain_read:  # readable, nothing hidden, nothing cleared
+            value = hook(plan.index) if hook is not None else plan.store[plan.index]
+        else:
+            if not plan.readable:
+                self.log.guest_error(f"read of write-only register {plan.reg.name}")
+                return 0
+            i, store = plan.index, plan.store
+            value = hook(i) if hook is not None else store[i]
+            if plan.read_clears:
+                store[i] &= plan.read_keeps
+            value &= plan.read_shows
+        if offset & 3:
+            value >>= (offset & 3) * 8
+        return value & _SIZE_MASK[size] if size < 4 else value & 0xFFFF_FFFF
 
     def write(self, offset: int, size: int, value: int) -> None:
         """A guest store of ``size`` bytes at ``offset`` into the block."""
-        hit = self._by_offset.get(offset & ~3)
-        if hit is None:
+        plan = self._plans.get(offset & ~3)
+        if plan is None:
             self.log.guest_error(
                 f"write of 0x{value:x} to unmapped offset 0x{offset:x} (size {size})"
             )
             return
-        reg, i = hit
-        old = self.values[reg.name][i]
+        i, store = plan.index, plan.store
+        old = store[i]
         if size < 4:
             shift = (offset & 3) * 8
-            mask = ((1 << (size * 8)) - 1) << shift
+            mask = _SIZE_MASK[size] << shift
             value = (old & ~mask) | ((value << shift) & mask)
-        new = self._apply(reg, old, value & 0xFFFF_FFFF)
-        if new is None:
+        value &= 0xFFFF_FFFF
+        if plan.plain_write:  # every bit read/write
+            store[i] = value
+            hook = plan.write_hook
+            if hook is not None:
+                hook(i, old, value)
             return
-        self.values[reg.name][i] = new
-        hook = self._write_hooks.get(reg.name)
+        if plan.ignored:  # a read-only register without fields: nothing changes
+            if value != old:
+                self._refused(plan.reg.name, plan.reg.access, value)
+            return
+        new = (old & plan.keep) | (value & plan.sets) | (old & plan.w1c & ~value) \
+            | ((old | value) & plan.w1s)
+        for name, access, mask in plan.checked:
+            if (value ^ old) & mask:
+                self._refused(name, access, value)
+        store[i] = new
+        hook = plan.write_hook
         if hook is not None:
             hook(i, old, new)
 
-    def _apply(self, reg: Register, old: int, value: int) -> int | None:
-        if not reg.fields:
-            return self._apply_mode(reg.name, reg.access, old, value, 0xFFFF_FFFF)
-        covered = 0
-        new = old
-        for f in reg.fields:
-            covered |= f.mask
-            res = self._apply_mode(f"{reg.name}.{f.name}", f.access, old, value, f.mask)
-            if res is not None:
-                new = (new & ~f.mask) | (res & f.mask)
-        rest = 0xFFFF_FFFF & ~covered
-        if rest:
-            res = self._apply_mode(reg.name, reg.access, old, value, rest, quiet=True)
-            if res is not None:
-                new = (new & ~rest) | (res & rest)
-        return new
-
-    def _apply_mode(self, name: str, access: Access, old: int, value: int, mask: int,
-                    *, quiet: bool = False) -> int | None:
-        bits = value & mask
-        if access in (Access.RW, Access.W):
-            return bits
-        if access is Access.W1C:
-            return old & ~bits & mask
-        if access is Access.W1S:
-            return (old | bits) & mask
-        if bits != (old & mask) and not quiet:
-            what = "reserved" if access is Access.RESERVED else "read-only"
-            self.log.guest_error(f"write of 0x{value:x} to {what} {name} ignored")
-        return None
+    def _refused(self, name: str, access: Access, value: int) -> None:
+        what = "reserved" if access is Access.RESERVED else "read-only"
+        self.log.guest_error(f"write of 0x{value:x} to {what} {name} ignored")
 
     # lifecycle ----------------------------------------------------------
     def describe(self) -> dict[str, object]:
