@@ -47,8 +47,16 @@ class _Tree:
     """A parsed DTB with the few typed accessors the parsers need."""
 
     def __init__(self, dtb: bytes) -> None:
+        # libfdt's readers trust the header; only a fully checked blob is safe to walk.
+        blob = bytearray(dtb)
+        error = libfdt.fdt_check_full(blob, len(blob))
+        if error:
+            raise ConfigError(
+                f"not a valid device tree blob ({libfdt.fdt_strerror(error)}; "
+                f"{len(blob)} bytes, header {bytes(blob[:8]).hex()!r})"
+            )
         try:
-            self.fdt = libfdt.Fdt(bytes(dtb))
+            self.fdt = libfdt.Fdt(blob)
         except libfdt.FdtException as err:
             raise ConfigError(f"not a valid device tree blob ({err})") from err
         self.address_cells = self.cells(0, "#address-cells", 1)
@@ -82,10 +90,10 @@ class _Tree:
         return int.from_bytes(value, "big")
 
     def path(self, node: int) -> str:
-        return str(self.fdt.get_path(node))
+        return _utf8(str(self.fdt.get_path(node)))
 
     def name(self, node: int) -> str:
-        return str(self.fdt.get_name(node))
+        return _utf8(str(self.fdt.get_name(node)))
 
     def enabled(self, node: int) -> bool:
         status = self.strings(node, "status")
@@ -157,6 +165,15 @@ class _Tree:
                 f"{_RESERVED_MEMORY}: 'ranges' must be empty (1:1), not {len(ranges)} bytes"
             )
         return node
+
+
+def _utf8(text: str) -> str:
+    """``text`` when it is UTF-8; pylibfdt hands other bytes over as surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"node name {text!r} is not UTF-8 text") from None
+    return text
 
 
 @contextmanager

@@ -3,7 +3,10 @@
 Exit status: 0 when the run ended as asked (the ``--until`` text was seen, or
 the guest powered off with status 0, or the instruction budget ran out when
 that was the only stop asked for), 1 when the scenario failed (fault, idle,
-time limit, non-zero poweroff status, reset), 2 for usage errors.
+time limit, non-zero poweroff status, reset), 2 for usage errors, and 130
+(SIGINT) or 143 (SIGTERM) when a signal interrupted it: the run stops between
+two slices with reason ``interrupted``, and the JSON result and the trace are
+still written whole. A second signal aborts at once (no JSON).
 """
 
 from __future__ import annotations
@@ -11,18 +14,80 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any, TextIO
 
+from emu.atomic import write_atomic
 from emu.cpu.core import CPU_MODELS
+from emu.diagnosis import Diagnosis, diagnose
 from emu.errors import ConfigurationError
 from emu.machine import Machine, RunResult
 from emu.system import System
 
 #: version of the JSON result written by ``--json`` (see docs/machine.md)
 RESULT_SCHEMA = "emu-run/1"
+#: the stop reason of a run ended by SIGINT or SIGTERM
+INTERRUPTED = "interrupted"
+#: signals that end a run cleanly
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalStop:
+    """SIGINT and SIGTERM as a clean stop of the machines attached to it.
+
+    Use as a context manager around a run: the handler only records the
+    signal; each attached machine checks it between two slices (its
+    ``between_slices`` callback) and calls ``request_stop("interrupted")``
+    there, so no device model sees an access cut in half (``emu_stop`` inside
+    an MMIO callback would replay the access). A signal that arrives before the
+    run starts stops it at its first slice. A second signal raises
+    :class:`KeyboardInterrupt` at once. Outside the main thread (where Python
+    cannot install handlers) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for sig, old in self._saved.items():
+            signal.signal(sig, old)
+        self._saved.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} received twice")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int | None:
+        """128 + the signal number once a signal arrived (130 SIGINT, 143 SIGTERM)."""
+        return None if self.signum is None else 128 + self.signum
+
+    def attach(self, machine: Machine) -> None:
+        """Let a received signal stop ``machine`` at its next slice boundary."""
+        before = machine.between_slices
+
+        def check() -> None:
+            if before is not None:
+                before()
+            if self.signum is not None:
+                machine.request_stop(INTERRUPTED, None,
+                                     f"{signal.Signals(self.signum).name} received")
+
+        machine.between_slices = check
 
 
 def register(subparsers: Any) -> None:
@@ -108,8 +173,14 @@ def _exit_status(args: argparse.Namespace, result: RunResult,
 
 
 def result_json(machine: Machine, result: RunResult, args: argparse.Namespace,
-                code: int, system: System | None = None) -> dict[str, Any]:
-    """The versioned JSON document of one run (schema in docs/machine.md)."""
+                code: int, system: System | None = None, *,
+                diagnosis: Diagnosis | None = None) -> dict[str, Any]:
+    """The versioned JSON document of one run (schema in docs/machine.md).
+
+    A failed run (``code`` not 0) carries its :mod:`emu.diagnosis` under ``diagnosis``.
+    """
+    if diagnosis is None and code != 0:
+        diagnosis = diagnose(machine, result, system)
     doc = {
         "schema": RESULT_SCHEMA,
         "board": args.board,
@@ -132,6 +203,7 @@ def result_json(machine: Machine, result: RunResult, args: argparse.Namespace,
         "timer_intercept": dict(machine.intercept.stats) if machine.intercept else None,
         "trace_digest": machine.trace_digest(),
         "memory_map": machine.describe()["memory_map"],
+        "diagnosis": diagnosis.data if diagnosis is not None and code != 0 else None,
     }
     if system is not None:
         doc["system"] = system.describe()
@@ -165,12 +237,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.verbose:  # the summary lists them; do not interleave them with the console
         emu_log.setLevel(logging.ERROR)
     try:
-        return _run(args, out, echo)
+        with SignalStop() as stopper:
+            return _run(args, out, echo, stopper)
     finally:
         emu_log.setLevel(saved_level)
 
 
-def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -> int:
+def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None],
+         stopper: SignalStop) -> int:
     machine = Machine(args.board, cpu=args.cpu, console=None if args.quiet else echo)
     if args.bios:
         machine.load_bios(args.bios)
@@ -200,15 +274,18 @@ def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -
 
         tracer = trace.install(machine, args.trace, path=args.trace_file, stream=err,
                                addr_range=args.trace_range, window=args.trace_window)
+    stopper.attach(machine)
     try:
         result = machine.run(max_instructions=args.max_instructions,
                              until_console=args.until, max_seconds=args.max_seconds)
     finally:
         if tracer is not None:
-            tracer.close()  # flush what was traced even when the run is interrupted
+            tracer.close()  # whole and renamed into place however the run ended
     if stub is not None:
         stub.finish(result)
     code = _exit_status(args, result, system)
+    if result.reason == INTERRUPTED and stopper.exit_code is not None:
+        code = stopper.exit_code
     print(file=err)
     print(f"stop: {result.reason}" + (f" (status {result.exit_status})"
                                       if result.exit_status is not None else "")
@@ -229,9 +306,13 @@ def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None]) -
         if args.png:
             for path in system.write_pngs(Path(args.png)):
                 print(f"wrote {path}", file=err)
+    diagnosis = diagnose(machine, result, system) if code != 0 else None
+    if diagnosis is not None:
+        print(diagnosis.text, file=err)
     if args.json:
-        Path(args.json).write_text(json.dumps(result_json(machine, result, args, code, system),
-                                              indent=2) + "\n")
+        write_atomic(args.json, json.dumps(result_json(machine, result, args, code, system,
+                                                       diagnosis=diagnosis),
+                                           indent=2) + "\n")
     return code
 
 

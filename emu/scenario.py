@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
 import tomllib
@@ -204,8 +205,9 @@ class _Table:
         value = self.raw(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self.error(key, f"must be a non-negative number, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+                or not math.isfinite(value):
+            raise self.error(key, f"must be a finite non-negative number, not {value!r}")
         return float(value)
 
     def size(self, key: str, default: int | None = None) -> int | None:
@@ -221,6 +223,8 @@ class _Table:
         if isinstance(value, int):
             if value < 0:
                 raise self.error(key, f"must not be negative, not {value}")
+            if value >= 1 << 64:
+                raise self.error(key, f"must fit in 64 bits, not {value:#x}")
             return value
         if isinstance(value, str):
             from cma.allocators import parse_size
@@ -423,7 +427,9 @@ def _cma_scenario(top: _Table, common: dict[str, Any]) -> Scenario:
             windows = tuple(wins)
         dev.finish()
         devices.append(CmaDevice(dname, windows))
-    page_size = top.size("page_size", 4096) or 4096
+    page_size = top.size("page_size", 4096)
+    if page_size is None or page_size <= 0 or page_size & (page_size - 1):
+        raise top.error("page_size", f"must be a power of two, not {page_size!r}")
     work = top.table("workload")
     names = tuple(d.name for d in devices)
     wl_devices = work.strings("devices") or names
@@ -464,6 +470,9 @@ def _expectations(t: _Table, kind: str) -> Expectations:
     rate = t.number("min_success_rate")
     if rate is not None and rate > 1:
         raise t.error("min_success_rate", f"must be between 0 and 1, not {rate}")
+    max_frag = t.number("max_fragmentation")
+    if max_frag is not None and max_frag > 1:
+        raise t.error("max_fragmentation", f"must be between 0 and 1, not {max_frag}")
     exp = Expectations(
         stop_reason=stop, exit_status=t.integer("exit_status", minimum=None),
         console_contains=t.strings("console_contains"),
@@ -473,7 +482,7 @@ def _expectations(t: _Table, kind: str) -> Expectations:
         no_dma_violations=t.flag("no_dma_violations") if t.has("no_dma_violations") else None,
         dma_verdicts=verdicts, no_guest_errors=t.flag("no_guest_errors"),
         regions=tuple(regions), min_success_rate=rate,
-        max_fragmentation=t.number("max_fragmentation"),
+        max_fragmentation=max_frag,
         placement_error=t.text("placement_error"),
     )
     t.finish()

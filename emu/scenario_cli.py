@@ -2,19 +2,27 @@
 
 Exit status: 0 when every scenario passed, 1 when any failed, 2 for usage and
 input errors (a scenario file that does not load, a scheduler that cannot be
-reached).
+reached), 130 (SIGINT) or 143 (SIGTERM) when a signal interrupted the run. An
+interrupted scenario stops between two slices with reason ``interrupted``; an
+interrupted sweep ends its workers and reports every unfinished scenario as an
+error row. Their JSON (and HTML) reports are still written, whole.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from emu import scenario as scenario_module
+from emu.atomic import write_atomic
 from emu.errors import ConfigurationError
-from emu.scenario import ScenarioResult, load_scenario, run_scenario, with_outputs
+from emu.run_cli import SignalStop
+from emu.scenario import Scenario, ScenarioResult, load_scenario, run_scenario, with_outputs
 from emu.sweep import (
     describe_result,
     format_value,
@@ -67,21 +75,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not scenarios:
         raise ConfigurationError("nothing to run: give scenario files or --random-cma N")
     console = Console(file=_stderr(args))
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  disable=args.quiet) as bar:
+    with SignalStop() as stopper, Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, disable=args.quiet) as bar:
         task = bar.add_task("scenarios", total=len(scenarios))
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         report = run_sweep(scenarios, jobs=args.jobs, scheduler=args.scheduler,
-                           progress=progress)
-    print_summary(report, out)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    if args.html:
-        Path(args.html).write_text(render_html(report))
+                           progress=progress, stop=lambda: stopper.signum is not None)
+        print_summary(report, out)
+        if args.json:
+            write_atomic(args.json, json.dumps(report, indent=2) + "\n")
+        if args.html:
+            write_atomic(args.html, render_html(report))
+    if stopper.exit_code is not None:
+        return stopper.exit_code
     return 0 if report["failed"] == 0 else 1
 
 
@@ -129,9 +139,38 @@ def run_scenario_command(args: argparse.Namespace) -> int:
         out.write(data.decode("utf-8", errors="replace"))
         out.flush()
 
-    result = run_scenario(sc, console=None if getattr(args, "quiet", False) else echo)
-    print_result(result, err)
+    with SignalStop() as stopper:
+        with _stoppable_machines(stopper.attach):
+            result = run_scenario(dataclasses.replace(sc, json_out=None),
+                                  console=None if getattr(args, "quiet", False) else echo)
+        if sc.json_out:
+            write_atomic(sc.json_out, json.dumps(result.to_json(), indent=2) + "\n")
+        print_result(result, err)
+    if stopper.exit_code is not None:
+        return stopper.exit_code
     return result.exit_code
+
+
+@contextlib.contextmanager
+def _stoppable_machines(attach: Callable[[Any], None]) -> Iterator[None]:
+    """Hand every machine :func:`emu.scenario.run_scenario` builds to ``attach``.
+
+    The scenario runner builds its machine inside; this wraps the module's
+    :func:`~emu.scenario.build_machine` for the duration, so a signal can stop
+    that machine between slices.
+    """
+    original = scenario_module.build_machine
+
+    def build(sc: Scenario, console: Callable[[bytes], None] | None = None) -> Any:
+        machine = original(sc, console)
+        attach(machine)
+        return machine
+
+    scenario_module.build_machine = build
+    try:
+        yield
+    finally:
+        scenario_module.build_machine = original
 
 
 def print_result(result: ScenarioResult, err: TextIO) -> None:

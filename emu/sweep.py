@@ -7,6 +7,10 @@ aggregates the results into one report. Results are sorted by their position in
 the input and carry no host timing, so the report (apart from its ``host`` part)
 is the same whichever executor ran it.
 
+Nothing is lost: a scenario that raises, or whose worker process dies, gets an
+error row (:func:`error_row`) and every other scenario its result; an
+interrupted sweep (``stop``) reports what finished and marks the rest.
+
 :func:`random_cma_scenarios` makes seeded, valid ``cma=``/``cma_map=`` layouts as
 ``kind = "cma"`` scenarios: the showcase sweep.
 """
@@ -18,11 +22,19 @@ import math
 import multiprocessing
 import os
 import random
+import signal
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +44,7 @@ from emu.scenario import (
     CmaDevice,
     Expectations,
     Scenario,
+    ScenarioResult,
     WorkloadSpec,
     load_scenario,
     run_scenario,
@@ -128,8 +141,7 @@ def open_executor(jobs: int | None = None, scheduler: str | None = None
         raise ConfigurationError(f"--jobs must be positive, not {jobs}")
     if scheduler is None:
         workers = jobs or os.cpu_count() or 1
-        ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with _local_pool(workers) as pool:
             yield pool, f"local process pool ({workers} workers)", workers
         return
     from distributed import Client, LocalCluster
@@ -157,11 +169,35 @@ def open_executor(jobs: int | None = None, scheduler: str | None = None
         yield executor, f"dask at {scheduler} ({workers} threads)", workers
 
 
-def _run_batch(batch: list[tuple[int, Scenario]]) -> list[tuple[int, dict[str, Any], float]]:
-    """Run a batch in a worker: ``(index, summary, seconds)`` per scenario."""
+#: what a sweep runs for each scenario in a worker (picklable: a module-level function)
+Runner = Callable[[Scenario], ScenarioResult]
+
+
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C in a terminal reaches the whole process group, but only
+    the parent decides what an interruption means (it ends the workers itself)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def error_row(sc: Scenario, message: str) -> dict[str, Any]:
+    """The report entry of a scenario that produced no result: a failed row with ``error``."""
+    return {"name": sc.name, "kind": sc.kind, "source": sc.source, "passed": False,
+            "failed": [f"error: {message}"], "error": message}
+
+
+def _run_batch(batch: list[tuple[int, Scenario]], runner: Runner = run_scenario
+               ) -> list[tuple[int, dict[str, Any], float]]:
+    """Run a batch in a worker: ``(index, summary, seconds)`` per scenario.
+
+    A scenario that raises becomes an error row; the rest of the batch still runs.
+    """
     out = []
     for index, sc in batch:
-        result = run_scenario(sc)
+        try:
+            result = runner(sc)
+        except Exception as exc:  # any failure of one scenario is its row
+            out.append((index, error_row(sc, f"{type(exc).__name__}: {exc}"), 0.0))
+            continue
         out.append((index, result.to_summary(), result.wall_seconds))
     return out
 
@@ -174,7 +210,8 @@ def load_all(paths: Sequence[str | Path]) -> list[Scenario]:
 
 def run_sweep(scenarios: Sequence[Scenario], *, jobs: int | None = None,
               scheduler: str | None = None, executor: Executor | None = None,
-              batch_size: int | None = None, progress: Progress | None = None
+              batch_size: int | None = None, progress: Progress | None = None,
+              runner: Runner = run_scenario, stop: Callable[[], bool] | None = None
               ) -> dict[str, Any]:
     """Run every scenario and return the aggregated report (see :func:`aggregate`).
 
@@ -182,36 +219,179 @@ def run_sweep(scenarios: Sequence[Scenario], *, jobs: int | None = None,
     ``get_executor()``) is used as given; otherwise one is opened from ``jobs``
     and ``scheduler`` (:func:`open_executor`). ``progress(done, total)`` is called
     as batches finish.
+
+    Nothing is lost: a scenario that raises is an error row; when a worker dies
+    (killed, crashed, ``os._exit``), every scenario it may have been running is
+    run again on fresh local worker processes, the suspects one at a time, so
+    every other scenario still gets its result and the one that kills its worker
+    gets an error row. ``runner`` (picklable) runs one scenario in a worker:
+    :func:`~emu.scenario.run_scenario` unless a test or an experiment wants
+    another. ``stop()`` is polled a few times a second; once it returns True the
+    sweep ends its workers and reports every unfinished scenario as an
+    ``interrupted`` error row (``report["interrupted"]`` is True).
     """
     if not scenarios:
         raise ConfigurationError("a sweep needs at least one scenario")
     began = time.perf_counter()
+    sweep = _Sweep(scenarios, runner, progress, stop or (lambda: False))
     if executor is not None:
-        rows = _submit(executor, scenarios, jobs or 2, batch_size, progress)
         where, workers = type(executor).__name__, jobs or 0
+        sweep.first_pass(executor, jobs or 2, batch_size, owned=False)
     else:
         with open_executor(jobs, scheduler) as (pool, where, workers):
-            rows = _submit(pool, scenarios, workers, batch_size, progress)
+            sweep.first_pass(pool, workers, batch_size, owned=scheduler is None)
+    sweep.retry(max(jobs or workers or 1, 1))
+    sweep.finish()
     wall = time.perf_counter() - began
-    return aggregate(rows, executor=where, workers=workers, wall_seconds=wall)
+    return aggregate(sweep.rows, executor=where, workers=workers, wall_seconds=wall,
+                     interrupted=sweep.interrupted)
 
 
-def _submit(executor: Executor, scenarios: Sequence[Scenario], workers: int,
-            batch_size: int | None, progress: Progress | None
-            ) -> list[tuple[int, dict[str, Any], float]]:
-    total = len(scenarios)
-    size = batch_size or max(1, math.ceil(total / (max(workers, 1) * 8)))
-    indexed = list(enumerate(scenarios))
-    batches = [indexed[i:i + size] for i in range(0, total, size)]
-    futures = [executor.submit(_run_batch, b) for b in batches]
-    rows: list[tuple[int, dict[str, Any], float]] = []
-    if progress is not None:
-        progress(0, total)
-    for fut in as_completed(futures):
-        rows.extend(fut.result())
-        if progress is not None:
-            progress(len(rows), total)
-    return rows
+#: the most scenarios one task carries by default: an interruption loses at most the
+#: unfinished batches, so a batch stays a few seconds of work
+MAX_BATCH = 32
+#: how often (seconds) a waiting sweep looks at ``stop()``
+POLL_SECONDS = 0.2
+
+
+class _Sweep:
+    """The bookkeeping of one sweep: rows so far, scenarios to retry, interruption."""
+
+    def __init__(self, scenarios: Sequence[Scenario], runner: Runner,
+                 progress: Progress | None, stop: Callable[[], bool]) -> None:
+        self.scenarios = list(scenarios)
+        self.runner = runner
+        self.progress = progress
+        self.stop = stop
+        self.rows: list[tuple[int, dict[str, Any], float]] = []
+        self.suspects: list[int] = []
+        self.interrupted = False
+
+    def _add(self, rows: list[tuple[int, dict[str, Any], float]]) -> None:
+        self.rows.extend(rows)
+        if self.progress is not None:
+            self.progress(len(self.rows), len(self.scenarios))
+
+    def _error(self, index: int, message: str) -> None:
+        self._add([(index, error_row(self.scenarios[index], message), 0.0)])
+
+    def _wait(self, pending: set[Future[Any]]) -> set[Future[Any]]:
+        """The futures done now; empty once ``stop()`` says so (``interrupted`` is set)."""
+        while not self.interrupted:
+            if self.stop():
+                self.interrupted = True
+                break
+            done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            if done:
+                return done
+        return set()
+
+    def first_pass(self, executor: Executor, workers: int, batch_size: int | None,
+                   owned: bool) -> None:
+        """Every scenario in batches; batches whose worker died become suspects."""
+        total = len(self.scenarios)
+        size = batch_size or max(1, min(math.ceil(total / (max(workers, 1) * 8)), MAX_BATCH))
+        indexed = list(enumerate(self.scenarios))
+        batches = [indexed[i:i + size] for i in range(0, total, size)]
+        if self.progress is not None:
+            self.progress(0, total)
+        futures = {executor.submit(_run_batch, b, self.runner): [i for i, _ in b]
+                   for b in batches}
+        pending = set(futures)
+        while pending and not self.interrupted:
+            for fut in self._wait(pending):
+                pending.discard(fut)
+                try:
+                    self._add(fut.result())
+                except Exception:  # a dead worker (BrokenProcessPool,
+                    # Dask's KilledWorker, ...): the batch is run again in retry()
+                    self.suspects.extend(futures[fut])
+        if self.interrupted:
+            self.suspects.clear()
+            for fut in pending:
+                fut.cancel()
+            if owned:
+                _end_workers(executor)
+
+    def retry(self, workers: int) -> None:
+        """Run the suspects alone or a few at a time on fresh local processes.
+
+        ``workers`` at a time; when the pool breaks again, the ones it was running
+        are run one per pool, so a death names exactly one scenario.
+        """
+        queue = sorted(self.suspects)
+        self.suspects = []
+        while queue and not self.interrupted:
+            alone: list[int] = []
+            with _local_pool(workers) as pool:
+                running: dict[Future[Any], int] = {}
+                broken = False
+                while (queue or running) and not broken and not self.interrupted:
+                    while queue and len(running) < workers:
+                        i = queue.pop(0)
+                        running[pool.submit(_run_batch, [(i, self.scenarios[i])],
+                                            self.runner)] = i
+                    for fut in self._wait(set(running)):
+                        i = running.pop(fut)
+                        try:
+                            self._add(fut.result())
+                        except BrokenExecutor:
+                            alone.append(i)
+                            broken = True
+                        except Exception as exc:  # e.g. an unpicklable result
+                            self._error(i, f"{type(exc).__name__}: {exc}")
+                alone += running.values()
+                if broken or self.interrupted:
+                    _end_workers(pool)
+            for i in sorted(alone):
+                if self.interrupted:
+                    break  # finish() reports what is left
+                self._run_alone(i)
+
+    def _run_alone(self, index: int) -> None:
+        with _local_pool(1) as pool:
+            fut = pool.submit(_run_batch, [(index, self.scenarios[index])], self.runner)
+            done = self._wait({fut})
+            if not done:
+                _end_workers(pool)
+                return
+            try:
+                self._add(fut.result())
+            except BrokenExecutor as exc:
+                self._error(index, f"the worker process running it died ({exc})")
+            except Exception as exc:
+                self._error(index, f"{type(exc).__name__}: {exc}")
+
+    def finish(self) -> None:
+        """After an interruption: an ``interrupted`` error row for every scenario left."""
+        if not self.interrupted:
+            return
+        seen = {i for i, _, _ in self.rows}
+        for i in range(len(self.scenarios)):
+            if i not in seen:
+                self._error(i, "interrupted before it finished")
+
+
+@contextmanager
+def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                             initializer=_ignore_sigint) as pool:
+        yield pool
+
+
+def _end_workers(executor: Executor) -> None:
+    """Stop a local pool at once: cancel what waits, terminate what runs.
+
+    ``ProcessPoolExecutor`` has no public way to end running work; its
+    ``_processes`` table is read when present (a Dask executor has none and
+    needs nothing: its futures are cancelled).
+    """
+    executor.shutdown(wait=False, cancel_futures=True)
+    processes = getattr(executor, "_processes", None) or {}
+    for proc in list(processes.values()):
+        if proc.is_alive():
+            proc.terminate()
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
@@ -222,17 +402,20 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
 
 
 def aggregate(rows: Sequence[tuple[int, dict[str, Any], float]], *, executor: str = "",
-              workers: int = 0, wall_seconds: float = 0.0) -> dict[str, Any]:
+              workers: int = 0, wall_seconds: float = 0.0,
+              interrupted: bool = False) -> dict[str, Any]:
     """One report from ``(index, summary, seconds)`` rows, in input order.
 
     Everything but ``host`` depends only on the scenarios, so the local pool and
-    Dask give equal reports (compare :func:`comparable` of each).
+    Dask give equal reports (compare :func:`comparable` of each). Error rows
+    (:func:`error_row`) count as failed and stay out of the statistics.
     """
     ordered = sorted(rows, key=lambda r: r[0])
     results = [summary for _, summary, _ in ordered]
     passed = sum(1 for r in results if r["passed"])
     stats: dict[str, Any] = {}
-    cma = [r for r in results if r["kind"] == "cma"]
+    ran = [r for r in results if "error" not in r]
+    cma = [r for r in ran if r["kind"] == "cma"]
     if cma:
         placed = [r for r in cma if "placement_error" not in r]
         by_alloc: dict[str, list[float]] = {}
@@ -248,7 +431,7 @@ def aggregate(rows: Sequence[tuple[int, dict[str, Any], float]], *, executor: st
             "ext_frag": _stats([r["ext_frag"] for r in placed]),
             "ext_frag_by_allocator": {k: _stats(v) for k, v in sorted(by_alloc.items())},
         }
-    machine = [r for r in results if r["kind"] == "machine"]
+    machine = [r for r in ran if r["kind"] == "machine"]
     if machine:
         stats["machine"] = {
             "scenarios": len(machine),
@@ -260,6 +443,7 @@ def aggregate(rows: Sequence[tuple[int, dict[str, Any], float]], *, executor: st
     return {
         "schema": REPORT_SCHEMA,
         "count": len(results), "passed": passed, "failed": len(results) - passed,
+        "errors": len(results) - len(ran), "interrupted": interrupted,
         "statistics": stats,
         "failures": [{"name": r["name"], "failed": r["failed"]} for r in results
                      if not r["passed"]],

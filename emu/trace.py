@@ -18,14 +18,22 @@ while virtual time is inside ``--trace-window``.
 Times are the machine's virtual time as devices see it: inside a slice of
 instructions the clock stands at the slice's start (see docs/time.md), so all
 lines of one slice share a time. The same run gives the same trace, byte for byte.
+
+A trace file is never left half-written: :func:`install` writes it as
+``PATH.part`` in whole lines (one ``write`` per batch of lines) and
+:meth:`Tracer.close` renames it to ``PATH``, which the run commands do on every
+end (normal stop, fault, interruption, error). Only a process killed outright
+leaves the ``.part`` file, which still ends with a whole line.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from capstone import CS_ARCH_ARM, CS_MODE_ARM, CS_MODE_THUMB, Cs
 from unicorn import UC_HOOK_CODE
@@ -56,6 +64,8 @@ MAX_SYMBOL_OFFSET = 0x10000
 INSN_CACHE_LIMIT = 1 << 18
 #: lines buffered before they are written out
 FLUSH_LINES = 4096
+#: suffix of a trace file while it is being written
+PART_SUFFIX = ".part"
 
 _TIME_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 #: PSCI functions: name in the psci module → arguments shown (SYSTEM_OFF: our exit status)
@@ -178,8 +188,11 @@ class Tracer:
 
     def __init__(self, out: TextIO, categories: Iterable[str], *,
                  addr_range: tuple[int, int] | None = None,
-                 window: tuple[int, int | None] | None = None, owns_out: bool = False) -> None:
+                 window: tuple[int, int | None] | None = None, owns_out: bool = False,
+                 final_path: str | os.PathLike[str] | None = None) -> None:
         self.out = out
+        #: where ``close`` renames the (owned) output file; None: nothing to rename
+        self.final_path = final_path
         self.categories = frozenset(categories)
         bad = self.categories - set(CATEGORIES)
         if bad:
@@ -234,10 +247,29 @@ class Tracer:
         self.flush()
 
     def close(self) -> None:
-        """Detach, flush, and close the output when the tracer opened it."""
-        self.detach()
-        if self._owns_out:
-            self.out.close()
+        """Detach, flush, and close the output when the tracer opened it.
+
+        With ``final_path`` the file written so far is renamed there, even when
+        the flush fails, so a trace is never left under its temporary name.
+        """
+        try:
+            self.detach()
+        finally:
+            if self._owns_out:
+                try:
+                    self.out.close()
+                finally:
+                    self._finish_file()
+
+    def _finish_file(self) -> None:
+        final, self.final_path = self.final_path, None
+        name = getattr(self.out, "name", None)
+        if final is not None and isinstance(name, str) and os.path.exists(name):
+            try:
+                os.replace(name, final)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot rename the trace {name} to {final}: "
+                                         f"{exc.strerror or exc}") from exc
 
     def flush(self) -> None:
         """Write the buffered lines out."""
@@ -464,11 +496,52 @@ def install(machine: Machine, categories: str | None, *, path: str | None = None
     cats = parse_categories(categories)
     rng = parse_range(addr_range) if addr_range else None
     win = parse_window(window, machine.clock.hz) if window else None
+    final: str | None = None
     if path is not None:
-        out: TextIO = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        final = os.fspath(path)
+        try:
+            out: TextIO = cast(TextIO, LineFile(final + PART_SUFFIX))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write the trace {final}: "
+                                     f"{exc.strerror or exc}") from exc
         owns = True
     else:
         out, owns = stream or sys.stderr, False
-    tracer = Tracer(out, cats, addr_range=rng, window=win, owns_out=owns)
-    tracer.attach(machine)
+    tracer = Tracer(out, cats, addr_range=rng, window=win, owns_out=owns, final_path=final)
+    try:
+        tracer.attach(machine)
+    except BaseException:
+        tracer.close()
+        raise
     return tracer
+
+
+class LineFile(io.TextIOBase):
+    """A text file written straight through, one ``os.write`` loop per ``write`` call.
+
+    The tracer hands it whole lines only, so whatever a sudden end of the
+    process leaves in the file ends with a whole line (no buffer of the
+    ``io`` stack holds half a line).
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.name = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._fd is None:
+            raise ValueError(f"write to the closed trace file {self.name}")
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(self._fd, view):]
+        return len(text)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        super().close()

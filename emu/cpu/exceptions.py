@@ -9,6 +9,20 @@ cleared, PC at the vector (SCTLR.V high vectors, else VBAR). Aborts get their
 DFSR/DFAR or IFSR/IFAR from a page-table walk. HVC and SMC go to the SMCCC
 service, never to a vector.
 
+Two guest situations end the run instead of looping forever (``on_fatal``):
+
+- **no handler**: the vector the exception would jump to is empty memory (the
+  word there is zero), so the CPU would slide through it (a vector that is not
+  memory at all is fetched as on hardware: the prefetch abort that follows
+  ends, at the latest, as a double fault);
+- **double fault**: an abort (or undefined instruction) is taken while the CPU
+  is already in that exception's mode, i.e. inside its own handler, which would
+  overwrite the LR and SPSR the handler still needs.
+
+Either way the exception is not entered: PC stays on the instruction that
+raised it, and :attr:`ExceptionUnit.failed` (and, for a double fault,
+:attr:`ExceptionUnit.double_fault`) say what could not be taken.
+
 | exception      | mode | vector | LR                                  |
 |----------------|------|--------|-------------------------------------|
 | undefined      | UND  | 0x04   | instruction + 4 (ARM) / + 2 (Thumb) |
@@ -22,6 +36,7 @@ service, never to a vector.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -77,6 +92,9 @@ FS_DEBUG = 0x02
 #: consecutive identical aborts/undefs (same kind and address) that count as a loop
 FAULT_LOOP_LIMIT = 64
 
+#: the mode each synchronous fault is taken in (a second one there is a double fault)
+_FAULT_MODES = {"undef": MODE_UND, "pabort": MODE_ABT, "dabort": MODE_ABT}
+
 
 @dataclass(frozen=True)
 class ExceptionInfo:
@@ -109,6 +127,18 @@ class ExceptionUnit:
         self.history: list[ExceptionInfo] = []
         self.counts: dict[str, int] = {}
         self.fatal: str | None = None
+        #: why the run was ended: "no-handler", "double-fault", "exception-loop", "unknown"
+        self.fatal_kind: str | None = None
+        #: the last exception taken (or, when it could not be, tried)
+        self.last: ExceptionInfo | None = None
+        #: the exception that could not be taken (no handler, double fault)
+        self.failed: ExceptionInfo | None = None
+        #: (the exception being handled, the one raised inside its handler)
+        self.double_fault: tuple[ExceptionInfo | None, ExceptionInfo] | None = None
+        #: the last few exceptions taken, newest last (diagnosis)
+        self.recent: deque[ExceptionInfo] = deque(maxlen=8)
+        self._last_taken: dict[int, ExceptionInfo] = {}
+        self._vectors_ok: set[int] = set()
         self.on_fatal: Callable[[str], None] | None = None
         self._last: tuple[str, int] = ("", -1)
         self._repeat = 0
@@ -173,6 +203,12 @@ class ExceptionUnit:
         cpu = self.cpu
         old = cpu.cpsr
         sctlr = cpu.sctlr
+        vector = (cpu.vector_base() + offset) & 0xFFFF_FFFF
+        info = ExceptionInfo(kind, address, lr & 0xFFFF_FFFF, vector, fault_address,
+                             fault_status)
+        self.last = info
+        if self._refuse(info, old & 0x1F):
+            return
         new = old & ~(0x1F | CPSR_T | CPSR_IT_MASK | CPSR_J | CPSR_E)
         new |= mode | CPSR_I
         if mask_abort:
@@ -184,14 +220,13 @@ class ExceptionUnit:
             new |= CPSR_T
         if sctlr & SCTLR_EE:
             new |= CPSR_E
-        vector = (cpu.vector_base() + offset) & 0xFFFF_FFFF
         cpu.set_cpsr(new)
         cpu.set_spsr(old)
         cpu.set_reg(14, lr)
         cpu.set_pc(vector, thumb)
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        info = ExceptionInfo(kind, address, lr & 0xFFFF_FFFF, vector, fault_address,
-                             fault_status)
+        self._last_taken[mode] = info
+        self.recent.append(info)
         if len(self.history) < self.keep_history:
             self.history.append(info)
         if self.tracer is not None:
@@ -202,9 +237,35 @@ class ExceptionUnit:
             self._last = key
             if self._repeat >= FAULT_LOOP_LIMIT:
                 self._fail(f"exception loop: {kind} at 0x{address:08x} taken "
-                           f"{self._repeat} times in a row")
+                           f"{self._repeat} times in a row", "exception-loop")
         else:
             self._last = ("", -1)
+
+    def _refuse(self, info: ExceptionInfo, mode_now: int) -> bool:
+        """End the run instead of taking ``info`` when it has no handler or is a double fault."""
+        fault_mode = _FAULT_MODES.get(info.kind)
+        if fault_mode is not None and mode_now == fault_mode:
+            first = self._last_taken.get(fault_mode)
+            self.failed = info
+            self.double_fault = (first, info)
+            during = (f" while handling the {first.kind} at 0x{first.address:08x}"
+                      if first is not None else "")
+            self._fail(f"double fault: {info.kind} at 0x{info.address:08x} inside its own "
+                       f"handler{during}", "double-fault")
+            return True
+        vector = info.vector
+        if vector in self._vectors_ok:
+            return False
+        word = self.read_virt(vector, 4)
+        if word is None:
+            return False  # not memory: the fetch there aborts, as on hardware
+        if any(word):
+            self._vectors_ok.add(vector)
+            return False
+        self.failed = info
+        self._fail(f"no handler for {info.kind} at 0x{info.address:08x}: its vector at "
+                   f"0x{vector:08x} holds only zeros", "no-handler")
+        return True
 
     def enter_irq(self) -> None:
         pc = self.cpu.pc & ~1
@@ -234,9 +295,10 @@ class ExceptionUnit:
         self.enter("dabort", MODE_ABT, 0x10, address + 8, address,
                    fault_address=far, fault_status=status)
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, kind: str = "unknown") -> None:
         if self.fatal is None:
             self.fatal = message
+            self.fatal_kind = kind
             self.log.guest_error(message)
             if self.on_fatal is not None:
                 self.on_fatal(message)

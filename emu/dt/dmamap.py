@@ -121,6 +121,23 @@ def dma_parent(tree: DeviceTree, node: Node) -> Node | None:
     return target if target is not None else node.parent
 
 
+def _next_dma_parent(tree: DeviceTree, node: Node, seen: set[int], origin: Node) -> Node | None:
+    """:func:`dma_parent` of ``node`` for a walk that started at ``origin``.
+
+    ``seen`` holds the ids of the nodes visited so far; ``interconnects`` can point
+    back at one of them, and such a loop is an error rather than an endless walk.
+    """
+    parent = dma_parent(tree, node)
+    if parent is not None:
+        if id(parent) in seen:
+            raise DeviceTreeError(
+                f"{origin.path}: the DMA parents ('interconnects' \"dma-mem\") loop back "
+                f"to {parent.path} (from {node.path})"
+            )
+        seen.add(id(parent))
+    return parent
+
+
 def _phandle_args_target(
     tree: DeviceTree, node: Node, prop: str, cells_prop: str, index: int
 ) -> Node | None:
@@ -144,12 +161,13 @@ def _phandle_args_target(
 def is_dma_coherent(tree: DeviceTree, node: Node) -> bool:
     """``of_dma_is_coherent``: the nearest of ``dma-coherent``/``dma-noncoherent`` wins."""
     current: Node | None = node
+    seen = {id(node)}
     while current is not None:
         if "dma-coherent" in current.props:
             return True
         if "dma-noncoherent" in current.props:
             return False
-        current = dma_parent(tree, current)
+        current = _next_dma_parent(tree, current, seen, node)
     return False
 
 
@@ -160,11 +178,12 @@ def translate_dma_parent_address(tree: DeviceTree, bus: Node, address: int) -> i
     empty = 1:1) until the node whose DMA parent is the root's parent. None when an
     address falls outside every triplet, or when ``bus`` is the root itself.
     """
-    current = dma_parent(tree, bus)
+    seen = {id(bus)}
+    current = _next_dma_parent(tree, bus, seen, bus)
     if current is None:
         return None
     while True:
-        above = dma_parent(tree, current)
+        above = _next_dma_parent(tree, current, seen, bus)
         if above is None:
             return address
         triplets = ranges_triplets(current, "dma-ranges")
@@ -195,6 +214,7 @@ def dma_map_for(tree: DeviceTree, node: Node | str, *, strict: bool = False) -> 
     bus = start
     seen_empty: Node | None = None
     first = True
+    walked = {id(device)} if start is None else {id(device), id(start)}
     while bus is not None:
         value = bus.props.get("dma-ranges")
         if value:
@@ -212,7 +232,7 @@ def dma_map_for(tree: DeviceTree, node: Node | str, *, strict: bool = False) -> 
         if value is not None:
             seen_empty = bus
         first = False
-        bus = dma_parent(tree, bus)
+        bus = _next_dma_parent(tree, bus, walked, device)
     if bus is None:
         return base
 
@@ -250,10 +270,11 @@ def dma_map_for(tree: DeviceTree, node: Node | str, *, strict: bool = False) -> 
 def _next_nonempty_dma_ranges(tree: DeviceTree, node: Node) -> Node | None:
     """The nearest DMA ancestor of ``node`` (itself included) with a non-empty dma-ranges."""
     current: Node | None = node
+    seen = {id(node)}
     while current is not None:
         if current.props.get("dma-ranges"):
             return current
-        current = dma_parent(tree, current)
+        current = _next_dma_parent(tree, current, seen, node)
     return None
 
 

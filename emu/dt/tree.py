@@ -30,6 +30,10 @@ DEFAULT_ADDRESS_CELLS = 2
 DEFAULT_SIZE_CELLS = 1
 #: the biggest phandle value the format allows (0 and 0xffffffff are reserved)
 MAX_PHANDLE = 0xFFFFFFFE
+#: the most cells an address or a size may have (Linux's ``OF_MAX_ADDR_CELLS``)
+MAX_CELLS = 4
+#: the deepest node nesting read from a blob (Linux's ``FDT_MAX_DEPTH`` in drivers/of/fdt.c)
+MAX_DEPTH = 64
 
 #: what :meth:`Node.set_prop` accepts: raw bytes, a string, a list of strings,
 #: one 32-bit cell, a list of cells, or True for an empty (boolean) property
@@ -194,13 +198,19 @@ class Node:
     # -- addressing -------------------------------------------------------------------------
     @property
     def address_cells(self) -> int:
-        """``#address-cells`` this node gives its children (default 2)."""
-        return self.get_u32("#address-cells", DEFAULT_ADDRESS_CELLS)
+        """``#address-cells`` this node gives its children (default 2, at most 4)."""
+        return self._cell_count("#address-cells", DEFAULT_ADDRESS_CELLS)
 
     @property
     def size_cells(self) -> int:
-        """``#size-cells`` this node gives its children (default 1)."""
-        return self.get_u32("#size-cells", DEFAULT_SIZE_CELLS)
+        """``#size-cells`` this node gives its children (default 1, at most 4)."""
+        return self._cell_count("#size-cells", DEFAULT_SIZE_CELLS)
+
+    def _cell_count(self, name: str, default: int) -> int:
+        value = self.get_u32(name, default)
+        if value > MAX_CELLS:
+            raise DeviceTreeError(f"{self.path}: {name} must be at most {MAX_CELLS}, not {value}")
+        return value
 
     @property
     def reg_cells(self) -> tuple[int, int]:
@@ -215,6 +225,10 @@ class Node:
         if "reg" not in self.props:
             return []
         na, ns = self.reg_cells
+        if na == 0:
+            raise DeviceTreeError(
+                f"{self.path}: reg needs an #address-cells of 1 to {MAX_CELLS} in the parent, not 0"
+            )
         return [(a, s) for a, s in self.read_pairs("reg", na, ns)]
 
     def read_pairs(self, name: str, first: int, second: int) -> list[tuple[int, int]]:
@@ -343,10 +357,22 @@ class DeviceTree:
 
     @classmethod
     def from_dtb(cls, data: bytes, source: str = "<dtb>") -> DeviceTree:
-        """Parse a flattened device tree blob."""
+        """Parse a flattened device tree blob.
+
+        The whole blob is checked first (``fdt_check_full``): libfdt's readers trust
+        the header's offsets and sizes, so a truncated or damaged blob would make
+        them read past the buffer.
+        """
+        blob = bytearray(data)
+        error = libfdt.fdt_check_full(blob, len(blob))
+        if error:
+            raise DeviceTreeError(
+                f"{source}: not a valid device tree blob ({libfdt.fdt_strerror(error)}; "
+                f"{len(blob)} bytes, header {bytes(blob[:8]).hex()!r})"
+            )
         try:
-            fdt = libfdt.Fdt(bytearray(data))
-            tree = cls(_read_node(fdt, 0, "", None))
+            fdt = libfdt.Fdt(blob)
+            tree = cls(_read_node(fdt, 0, "", None, 0))
             tree.mem_reserve = [
                 (int(entry[0]), int(entry[1]))
                 for entry in (fdt.get_mem_rsv(i) for i in range(fdt.num_mem_rsv()))
@@ -354,6 +380,16 @@ class DeviceTree:
             tree.boot_cpuid_phys = int(fdt.boot_cpuid_phys())
         except libfdt.FdtException as exc:
             raise DeviceTreeError(f"{source}: not a valid device tree blob ({exc})") from None
+        except (UnicodeError, SystemError) as exc:
+            # pylibfdt decodes node and property names as UTF-8 (a failure inside its C
+            # wrapper surfaces as a SystemError caused by the UnicodeDecodeError)
+            cause = exc if isinstance(exc, UnicodeError) else exc.__cause__
+            if not isinstance(cause, UnicodeDecodeError):
+                raise
+            raise DeviceTreeError(
+                f"{source}: a node or property name is not UTF-8 text "
+                f"({cause.object[cause.start : cause.end + 8]!r})"
+            ) from None
         tree.source = source
         return tree
 
@@ -369,7 +405,7 @@ class DeviceTree:
             # fdt_finish() appends the END tag; pylibfdt's as_fdt() does not grow a full buffer
             sw.resize(len(sw.as_bytearray()) + 16)
             blob = bytearray(sw.as_fdt().as_bytearray())
-        except libfdt.FdtException as exc:
+        except (libfdt.FdtException, TypeError, UnicodeError) as exc:
             raise DeviceTreeError(f"{self.source}: cannot serialise the tree ({exc})") from None
         total = struct.unpack_from(">I", blob, 4)[0]
         del blob[total:]
@@ -501,7 +537,11 @@ class DeviceTree:
         return sorted(banks)
 
 
-def _read_node(fdt: libfdt.Fdt, offset: int, name: str, parent: Node | None) -> Node:
+def _read_node(fdt: libfdt.Fdt, offset: int, name: str, parent: Node | None, depth: int) -> Node:
+    if depth > MAX_DEPTH:
+        raise DeviceTreeError(
+            f"{parent.path if parent else '/'}: nodes nested deeper than {MAX_DEPTH} levels"
+        )
     node = Node(name, parent)
     prop_offset = fdt.first_property_offset(offset, libfdt.QUIET_NOTFOUND)
     while prop_offset >= 0:
@@ -510,7 +550,14 @@ def _read_node(fdt: libfdt.Fdt, offset: int, name: str, parent: Node | None) -> 
         prop_offset = fdt.next_property_offset(prop_offset, libfdt.QUIET_NOTFOUND)
     child = fdt.first_subnode(offset, libfdt.QUIET_NOTFOUND)
     while child >= 0:
-        node.children.append(_read_node(fdt, child, fdt.get_name(child), node))
+        child_name = fdt.get_name(child)
+        try:
+            child_name.encode("utf-8")
+        except UnicodeEncodeError:  # pylibfdt hands undecodable bytes over as surrogates
+            raise DeviceTreeError(
+                f"{node.path}: a child node name is not UTF-8 text ({child_name!r})"
+            ) from None
+        node.children.append(_read_node(fdt, child, child_name, node, depth + 1))
         child = fdt.next_subnode(child, libfdt.QUIET_NOTFOUND)
     return node
 

@@ -10,11 +10,14 @@ from typing import ClassVar
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
+from elftools.elf.segments import Segment as ElfSegment
 
 from emu.errors import ImageError
 from emu.loaders.raw import Segment, probe_bytes
 
 EM_ARM = 40
+#: ELF32 images address 4 GiB
+ADDRESS_SPACE = 1 << 32
 
 
 class ElfImage:
@@ -35,9 +38,14 @@ class ElfImage:
             for seg in elf.iter_segments():
                 if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
                     continue
-                self._segments.append(
-                    Segment(seg["p_paddr"], seg.data()[: seg["p_filesz"]], seg["p_memsz"])
-                )
+                segment = _checked_segment(name, seg, len(data))
+                for other in self._segments:
+                    if segment.address < other.end and other.address < segment.end:
+                        raise ImageError(
+                            f"{name}: PT_LOAD segments [0x{other.address:x}, 0x{other.end:x}) "
+                            f"and [0x{segment.address:x}, 0x{segment.end:x}) overlap"
+                        )
+                self._segments.append(segment)
                 vaddr_map.append((seg["p_vaddr"], seg["p_paddr"], seg["p_memsz"]))
             if not self._segments:
                 raise ImageError(f"{name}: ELF has no loadable (PT_LOAD) segment")
@@ -46,6 +54,10 @@ class ElfImage:
                 if v <= entry & ~1 < v + s:
                     entry = p + (entry - v)
                     break
+            else:
+                raise ImageError(
+                    f"{name}: entry point 0x{entry:x} lies in no loadable (PT_LOAD) segment"
+                )
             self.entry = entry
             syms: dict[int, str] = {}
             self._by_name: dict[str, int] = {}
@@ -84,3 +96,28 @@ class ElfImage:
             return f"0x{addr:08x}"
         off = (addr & ~1) - self._sym_addrs[i]
         return self._sym_names[i] + (f"+0x{off:x}" if off else "")
+
+
+def _checked_segment(name: str, seg: ElfSegment, file_size: int) -> Segment:
+    """A PT_LOAD program header as a :class:`Segment`, refused when it cannot be loaded.
+
+    Its file bytes must lie inside the file and fit its memory size, and the
+    memory it covers must stay inside the 32-bit physical address space.
+    """
+    paddr, offset = seg["p_paddr"], seg["p_offset"]
+    filesz, memsz = seg["p_filesz"], seg["p_memsz"]
+    where = f"PT_LOAD segment at 0x{paddr:x}"
+    if filesz > memsz:
+        raise ImageError(
+            f"{name}: {where}: p_filesz 0x{filesz:x} is larger than p_memsz 0x{memsz:x}"
+        )
+    if offset + filesz > file_size:
+        raise ImageError(
+            f"{name}: {where}: file bytes [0x{offset:x}, 0x{offset + filesz:x}) run past "
+            f"the end of the file (0x{file_size:x} bytes)"
+        )
+    if paddr + memsz > ADDRESS_SPACE:
+        raise ImageError(
+            f"{name}: {where}: p_memsz 0x{memsz:x} runs past the 32-bit address space"
+        )
+    return Segment(paddr, bytes(seg.data()[:filesz]), memsz)

@@ -20,6 +20,7 @@ import argparse
 import gzip
 import stat
 import sys
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from emu.errors import ImageError
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
 HEADER_SIZE = 110
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 #: printed by /init once the pseudo file systems are mounted
 READY_MARKER = "initramfs: ready"
 #: busybox applets linked into /bin (enough for the boot tests and a little poking around)
@@ -138,21 +140,33 @@ def write_newc(entries: Iterable[Entry], mtime: int = 0) -> bytes:
 def read_newc(data: bytes) -> list[Entry]:
     """The members of a newc archive up to its trailer (gzip-compressed input accepted)."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise ImageError(f"damaged gzip stream around the archive: {exc}") from None
     entries: list[Entry] = []
     pos = 0
     while True:
         header = data[pos:pos + HEADER_SIZE]
         if len(header) < HEADER_SIZE or header[:6] != MAGIC:
             raise ImageError(f"no newc header at offset 0x{pos:x} (found {header[:6]!r})")
-        try:
-            f = [int(header[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
-        except ValueError as exc:
-            raise ImageError(f"bad newc header at offset 0x{pos:x}: {exc}") from exc
+        fields = [header[6 + 8 * i:14 + 8 * i] for i in range(13)]
+        bad = next((raw for raw in fields if not set(raw) <= _HEX_DIGITS), None)
+        if bad is not None:
+            raise ImageError(f"bad newc header at offset 0x{pos:x}: field {bad!r} is not "
+                             "8 hex digits")
+        f = [int(raw, 16) for raw in fields]
         mode, uid, gid, filesize, rmajor, rminor, namesize = \
             f[1], f[2], f[3], f[6], f[9], f[10], f[11]
         name_at = pos + HEADER_SIZE
-        name = data[name_at:name_at + namesize].rstrip(b"\0").decode()
+        raw_name = data[name_at:name_at + namesize]
+        if len(raw_name) != namesize:
+            raise ImageError(f"member at offset 0x{pos:x}: archive ends inside its name")
+        try:
+            name = raw_name.rstrip(b"\0").decode()
+        except UnicodeDecodeError:
+            raise ImageError(f"member at offset 0x{pos:x}: name {raw_name!r} is not "
+                             "UTF-8 text") from None
         data_at = name_at + namesize + _pad4(HEADER_SIZE + namesize)
         body = data[data_at:data_at + filesize]
         if len(body) != filesize:

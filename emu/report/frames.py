@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from emu.atomic import open_atomic
 from emu.devices.dma.testpattern import PixelFormat, decode_pixels
 from emu.errors import EmuError
 
@@ -31,7 +32,9 @@ def save_frame(path: Path, data: bytes, width: int, height: int, fmt: PixelForma
     """Write one frame as PNG; errors name the file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame_image(data, width, height, fmt).save(path, format="PNG")
+        image = frame_image(data, width, height, fmt)
+        with open_atomic(path) as fh:
+            image.save(fh, format="PNG")
     except OSError as exc:
         raise EmuError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

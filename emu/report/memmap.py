@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from emu.atomic import open_atomic
 from emu.errors import EmuError
 
 WIDTH = 1200
@@ -105,7 +106,9 @@ def save_memory_map(path: Path, ram: list[tuple[int, int]], snapshot: dict[str, 
                     title: str = "") -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        render_memory_map(ram, snapshot, title).save(path, format="PNG")
+        image = render_memory_map(ram, snapshot, title)
+        with open_atomic(path) as fh:
+            image.save(fh, format="PNG")
     except OSError as exc:
         raise EmuError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from emu.atomic import open_atomic
 from emu.errors import EmuError
 from emu.report.memmap import PALETTE
 
@@ -75,7 +76,9 @@ def save_timeline(path: Path, regions: list[tuple[str, int, int]], lifetimes: li
                   end_time: int, hz: int, title: str = "") -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        render_timeline(regions, lifetimes, end_time, hz, title).save(path, format="PNG")
+        image = render_timeline(regions, lifetimes, end_time, hz, title)
+        with open_atomic(path) as fh:
+            image.save(fh, format="PNG")
     except OSError as exc:
         raise EmuError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

@@ -6,7 +6,7 @@
 | CPU_SUSPEND         | 0x84000001  | SUCCESS at once (as if woken immediately)           |
 | CPU_OFF             | 0x84000002  | the only CPU going off ends the run ("poweroff")    |
 | CPU_ON              | 0x84000003  | NOT_SUPPORTED: one CPU                              |
-| AFFINITY_INFO       | 0x84000004  | 0 (ON) for CPU 0, INVALID_PARAMETERS otherwise      |
+| AFFINITY_INFO       | 0x84000004  | 0 (ON) for CPU 0 at level 0, INVALID_PARAMETERS     |
 | MIGRATE_INFO_TYPE   | 0x84000006  | 2: no trusted OS, nothing to migrate                |
 | SYSTEM_OFF          | 0x84000008  | ends the run ("poweroff"); exit status from r1      |
 | SYSTEM_RESET        | 0x84000009  | ends the run ("reset")                              |
@@ -80,8 +80,9 @@ class Psci:
             if self.on_suspend is not None:
                 self.on_suspend()
             return [SUCCESS]
-        if fid == AFFINITY_INFO:
-            return [0 if call.args[0] & 0xFF_FFFF == 0 else INVALID_PARAMETERS]
+        if fid == AFFINITY_INFO:  # r1 target MPIDR, r2 lowest affinity level (only 0 here)
+            ok = call.args[0] & 0xFF_FFFF == 0 and call.args[1] == 0
+            return [0 if ok else INVALID_PARAMETERS]
         if fid == MIGRATE_INFO_TYPE:
             return [MIGRATE_TYPE_NONE]
         return [NOT_SUPPORTED]
