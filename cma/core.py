@@ -146,7 +146,9 @@ class ContiguousMemory:
         self._lock = threading.Lock()
         self._regions: dict[str, Region] = {}
         self._chunks: dict[int, Chunk] = {}
-        self._starts: list[int] = []
+        #: the live chunks' starts in order, rebuilt on demand (None: stale since the last
+        #: alloc or free; keeping it sorted on every call cost more than the allocator)
+        self._starts: list[int] | None = []
         for placed in regions:
             self._add_region(placed.spec, placed.base, placed.size, placed.alignment, False)
         self._links: dict[str, tuple[str, ...]] = {}
@@ -155,6 +157,8 @@ class ContiguousMemory:
             self._links[device] = tuple(names)
         self._rules: tuple[MapRule, ...] = self._checked_rules(rules)
         self._movable: MovableHook | None = None
+        #: (device, kind) -> the regions alloc() tries; cleared whenever the map changes
+        self._routes: dict[tuple[str | None, str | None], tuple[Region, ...]] = {}
 
     # --- construction -------------------------------------------------------------------
 
@@ -284,6 +288,7 @@ class ContiguousMemory:
             raise InvalidArgument(f"region {spec.name!r}: {exc}") from exc
         region = Region(spec.name, base, size, allocator, spec, alignment, page, private)
         self._regions[spec.name] = region
+        self._routes = {}
         return region
 
     # --- the map --------------------------------------------------------------------------
@@ -313,6 +318,7 @@ class ContiguousMemory:
         checked = self._checked_rules(rules)
         with self._lock:
             self._rules = checked
+            self._routes = {}
 
     def set_map_text(self, text: str) -> None:
         """:meth:`set_map` from ``cma_map=`` syntax (without the ``cma_map=``)."""
@@ -441,9 +447,27 @@ class ContiguousMemory:
         rule or region), :class:`NoMemory` (no room), or :class:`NotReachable`
         (room only where the device cannot reach).
         """
-        size, alignment = self._request(size, alignment)
-        names = self.region_names_for(device, kind)
-        return self._alloc_in([self.region(n) for n in names], size, alignment, device, kind)
+        page = self.page_size
+        if (type(size) is int and size > 0 and type(alignment) is int and alignment >= 0
+                and not alignment & (alignment - 1)):
+            size = (size + page - 1) & -page  # a well-formed request, as _request makes it
+            alignment = max(alignment, page)
+        else:
+            size, alignment = self._request(size, alignment)
+        regions = self._routes.get((device, kind))
+        if regions is None:
+            regions = self._route(device, kind)
+        return self._alloc_in(regions, size, alignment, device, kind)
+
+    def _route(self, device: str | None, kind: str | None) -> tuple[Region, ...]:
+        """The regions for (device, kind), resolved once per map (rule matching is slow)."""
+        with self._lock:
+            routes = self._routes
+        regions = tuple(self.region(n) for n in self.region_names_for(device, kind))
+        with self._lock:
+            if self._routes is routes:  # the map did not change meanwhile
+                routes[(device, kind)] = regions
+        return regions
 
     def alloc_from(
         self,
@@ -477,14 +501,27 @@ class ContiguousMemory:
             name = region
         return self.alloc_from([name], size, alignment, device, kind)
 
-    def _alloc_in(self, regions: list[Region], size: int, alignment: int,
+    def _alloc_in(self, regions: Sequence[Region], size: int, alignment: int,
                   device: str | None, kind: str | None) -> Chunk:
         windows = self.translator.dma_windows(device) if device is not None else None
         unreachable: list[str] = []
         blocked: list[str] = []
-        movable = self.movable
+        movable = self._movable  # one reference read: atomic, no lock needed
         for region in regions:
-            hook = movable if movable is not None and movable.covers(region) else None
+            if movable is None:  # the plain path: no pages lent, one candidate per region
+                with region.lock:
+                    addr = region.allocator.alloc(size, alignment)
+                    if addr is not None:
+                        if not region.base <= addr <= region.end - size or addr % alignment:
+                            region.allocator.free(addr, size)
+                            raise _bad_block(region, addr, size, alignment)
+                        if windows is None or phys_to_dma(windows, addr, size) is not None:
+                            return self._register(region, addr, size, device, kind)
+                        region.allocator.free(addr, size)
+                        unreachable.append(region.name)
+                    region.alloc_fail += 1
+                continue
+            hook = movable if movable.covers(region) else None
             hook_lock = hook.lock if hook is not None else contextlib.nullcontext()
             attempts = max(1, hook.max_attempts) if hook is not None else 1
             with hook_lock, region.lock:
@@ -496,11 +533,7 @@ class ContiguousMemory:
                             break
                         if not region.contains(addr, size) or addr % alignment:
                             region.allocator.free(addr, size)
-                            raise InvalidArgument(
-                                f"allocator {region.allocator.name!r} of {region} returned "
-                                f"{fmt_range(addr, addr + size)}, outside the region or not "
-                                f"aligned to {alignment:#x}"
-                            )
+                            raise _bad_block(region, addr, size, alignment)
                         if device is not None and phys_to_dma(windows, addr, size) is None:
                             region.allocator.free(addr, size)
                             unreachable.append(region.name)
@@ -516,13 +549,7 @@ class ContiguousMemory:
                                 blocked.append(f"{fmt_range(addr, addr + size)} of "
                                                f"{region.name!r}: {reason}")
                                 continue
-                        region.alloc_success += 1
-                        chunk = Chunk(addr, size, region, device, kind, self.translator)
-                        with self._lock:
-                            self._chunks[addr] = chunk
-                            bisect.insort(self._starts, addr)
-                            region.chunks[addr] = chunk
-                        return chunk
+                        return self._register(region, addr, size, device, kind)
                     region.alloc_fail += 1
                 finally:
                     for addr in held:
@@ -540,6 +567,17 @@ class ContiguousMemory:
             message += "; ranges refused: " + "; ".join(blocked)
         raise NoMemory(message)
 
+    def _register(self, region: Region, addr: int, size: int, device: str | None,
+                  kind: str | None) -> Chunk:
+        """Enter a block just allocated in ``region`` (its lock held) as a live chunk."""
+        region.alloc_success += 1
+        chunk = Chunk(addr, size, region, device, kind, self.translator)
+        with self._lock:
+            self._chunks[addr] = chunk
+            self._starts = None
+            region.chunks[addr] = chunk
+        return chunk
+
     # --- reference counts -----------------------------------------------------------------
 
     def get(self, addr: int) -> Chunk:
@@ -553,8 +591,7 @@ class ContiguousMemory:
 
     def put(self, addr: int) -> bool:
         """Drop one reference; True when that freed the chunk (``cma_put`` returning 1)."""
-        with self._lock:
-            chunk = self._chunks.get(addr)
+        chunk = self._chunks.get(addr)  # a single dict read is atomic; checked again below
         if chunk is None:
             raise UnknownChunk(f"no chunk starts at {addr:#x}")
         region = chunk.region
@@ -567,7 +604,7 @@ class ContiguousMemory:
                 if chunk.refcount > 0:
                     return False
                 del self._chunks[addr]
-                del self._starts[bisect.bisect_left(self._starts, addr)]
+                self._starts = None
                 del region.chunks[addr]
             region.allocator.free(addr, chunk.size)
         return True
@@ -575,16 +612,24 @@ class ContiguousMemory:
     def chunk_at(self, addr: int) -> Chunk | None:
         """The live chunk containing physical address ``addr``, if any."""
         with self._lock:
-            index = bisect.bisect_right(self._starts, addr) - 1
+            starts = self._sorted_starts()
+            index = bisect.bisect_right(starts, addr) - 1
             if index < 0:
                 return None
-            chunk = self._chunks[self._starts[index]]
+            chunk = self._chunks[starts[index]]
             return chunk if addr < chunk.end else None
+
+    def _sorted_starts(self) -> list[int]:
+        """The live chunks' starts in address order (call with ``_lock`` held)."""
+        starts = self._starts
+        if starts is None:
+            starts = self._starts = sorted(self._chunks)
+        return starts
 
     def iter_chunks(self) -> Iterator[Chunk]:
         """The live chunks in address order (a copy: safe while others allocate)."""
         with self._lock:
-            chunks = [self._chunks[a] for a in self._starts]
+            chunks = [self._chunks[a] for a in self._sorted_starts()]
         return iter(chunks)
 
     # --- information ----------------------------------------------------------------------
@@ -714,3 +759,9 @@ def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple
                 out.add((lo, hi - lo))
     return sorted(out)
 
+
+def _bad_block(region: Region, addr: int, size: int, alignment: int) -> InvalidArgument:
+    return InvalidArgument(
+        f"allocator {region.allocator.name!r} of {region} returned "
+        f"{fmt_range(addr, addr + size)}, outside the region or not aligned to {alignment:#x}"
+    )

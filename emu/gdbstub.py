@@ -684,6 +684,8 @@ class GdbStub:
     def _arm_watches(self) -> None:
         """Hook the physical ranges the watched virtual ranges map to right now."""
         self._disarm_watches()
+        if self.watches:
+            self.machine.exact_pc = True  # a watchpoint reports the accessing instruction
         uc = self.machine.cpu.uc
         for w in self.watches.values():
             w.pieces = [(pa, pa + size, va) for pa, size, va in self._pieces(w.va, w.length)]

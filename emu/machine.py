@@ -4,8 +4,10 @@
 models and unimplemented stubs from the device tree, gives every DMA master
 its bus view, loads images, and runs the CPU in slices of virtual time:
 
-- a slice is ``emu_start(count=N)`` with N up to the next clock deadline (and
-  at most :attr:`Machine.max_slice` ticks); one tick is one instruction;
+- a slice runs up to N instructions, N up to the next clock deadline (and at most
+  :attr:`Machine.max_slice` ticks); one tick is one instruction, counted per
+  translated block by a native hook (:mod:`emu.cpu.blockclock`, may pass N by part
+  of a block) or by Unicorn's exact ``emu_start(count=N)`` (``counting``);
 - between slices the clock advances and runs device events, IRQs are taken
   (GIC output high and CPSR.I clear), scripted console input moves on, and
   the stop conditions are checked;
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 from emu.boards import load_board
 from emu.bus import Bus, BusView
 from emu.clock import VirtualClock
+from emu.cpu import blockclock
 from emu.cpu.core import CPSR_F, CPSR_I, Cpu, UcError
 from emu.cpu.cp15 import TimerIntercept
 from emu.cpu.exceptions import ExceptionUnit
@@ -67,8 +70,15 @@ TIMER_ORDER = ("CNTPS", "CNTP", "CNTV", "CNTHP")  # arm,armv7-timer "interrupts"
 #: at 1, so an idle loop that re-masks before every WFI takes its interrupt within a few
 #: instructions of unmasking, while a long masked section costs only a few extra slices.
 MASKED_SLICE = 64
+UNLIMITED = 1 << 62
+#: instruction budgets below this (with ``max_instructions``) run on Unicorn's exact counter
+EXACT_BELOW = 16
+#: how slices count guest instructions (docs/time.md)
+COUNTING_MODES = ("blocks", "instructions")
+DEFAULT_COUNTING = "blocks"
 
-STOP_REASONS = ("until", "poweroff", "reset", "idle", "max-instructions", "max-seconds", "fault")
+STOP_REASONS = ("until", "poweroff", "reset", "idle", "max-instructions", "max-seconds",
+                "max-virtual-seconds", "fault")
 
 
 @dataclass
@@ -117,10 +127,24 @@ class Machine:
                  clock_hz: int = DEFAULT_CLOCK_HZ,
                  console: Callable[[bytes], None] | None = None, *,
                  max_slice: int | None = None, intercept: str = "patch",
-                 char_interval: int | None = None) -> None:
+                 char_interval: int | None = None, counting: str = DEFAULT_COUNTING) -> None:
+        if counting not in COUNTING_MODES:
+            raise ConfigurationError(f"counting must be one of {', '.join(COUNTING_MODES)}, "
+                                     f"not {counting!r}")
         self.tree = board if isinstance(board, DeviceTree) else load_board(board)
         self.clock = VirtualClock(clock_hz)
         self.cpu = Cpu(cpu)
+        #: how slices count instructions: "blocks" (native block hook) or "instructions"
+        #: (Unicorn's emu_start count=); "blocks" falls back when the extension is missing
+        self.counting = counting if counting == "instructions" or blockclock.available() \
+            else "instructions"
+        self.block_clock = blockclock.BlockClock(self.cpu.uc) \
+            if self.counting == "blocks" else None
+        #: set by tools whose memory hooks report the accessing instruction (the coherency
+        #: checker, watchpoints): Unicorn keeps the PC exact per instruction only while a
+        #: per-instruction hook exists, so slices then use its counter
+        self.exact_pc = False
+        self._counted_last = False  # the last slice ran on Unicorn's counter
         self.bus = Bus(self.cpu.uc, self.clock)
         self.console_sink = console
         self.console = bytearray()
@@ -514,8 +538,12 @@ class Machine:
         return raw is not None and int.from_bytes(raw, "little") & 0x0FFF_FFFF == 0x0320F003
 
     def run(self, max_instructions: int | None = None, until_console: str | None = None,
-            max_seconds: float | None = None) -> RunResult:
+            max_seconds: float | None = None, *,
+            max_virtual_seconds: float | None = None) -> RunResult:
         """Run until a stop condition; see :data:`STOP_REASONS`.
+
+        ``max_seconds`` limits host time, ``max_virtual_seconds`` virtual time
+        (counted from this call; deterministic, unlike the host limit).
 
         ``until_console`` is looked for in what the guest prints during this call,
         after all queued input has been typed. A run can be continued by calling
@@ -528,6 +556,8 @@ class Machine:
         start_instr = self.instructions
         until = until_console.encode() if until_console else None
         run_from = len(self.console)
+        end_tick = None if max_virtual_seconds is None \
+            else self.clock.now + max(int(max_virtual_seconds * self.clock.hz), 0)
         reason, status, message = "", None, ""
         while True:
             if self.between_slices is not None:
@@ -546,6 +576,9 @@ class Machine:
             if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
                 reason = "max-seconds"
                 break
+            if end_tick is not None and self.clock.now >= end_tick:
+                reason = "max-virtual-seconds"
+                break
             now = self.clock.now
             self.clock.advance_to(now)
             budget = self.max_slice
@@ -561,22 +594,62 @@ class Machine:
                 budget = min(budget, deadline - now)
             if max_instructions is not None:
                 budget = min(budget, max_instructions - (self.instructions - start_instr))
+            if end_tick is not None:
+                budget = min(budget, end_tick - now)
             if budget <= 0:
                 continue
             icpt = self.intercept
             if icpt is not None:
                 icpt.new_slice()
                 icpt.scan(self.cpu.pc)
-                for lo, hi in icpt.take_flush():
+                flushed = icpt.take_flush()
+                for lo, hi in flushed:
                     uc.ctl_remove_cache(lo, hi)
-            self.bus.retranslate()
+                if flushed and self.block_clock is not None:
+                    self.block_clock.forget()
+            blocks = self.block_clock
+            if self.bus.retranslate() and blocks is not None:
+                blocks.forget()
             if self.tracer is not None:
                 self.tracer.slice_start(now)
+            # a debugger's single step (or any tiny instruction budget) must stop exactly:
+            # Unicorn's own counter does that, at the price of a cache flush afterwards
+            exact = blocks is None or self.exact_pc \
+                or (max_instructions is not None and budget < EXACT_BELOW)
             error: Exception | None = None
             try:
-                uc.emu_start(self.cpu.start_address(), NEVER_EXECUTED, count=budget)
+                if exact:
+                    if blocks is not None:
+                        blocks.arm(UNLIMITED)  # the block hook stays installed: keep it quiet
+                        if not self._counted_last:
+                            # Unicorn's counter is a code hook: blocks translated without it
+                            # would never call it (its removal flushes by itself)
+                            uc.ctl_flush_tb()
+                    self._counted_last = True
+                    uc.emu_start(self.cpu.start_address(), NEVER_EXECUTED, count=budget)
+                else:
+                    assert blocks is not None
+                    blocks.arm(budget)
+                    self._counted_last = False
+                    uc.emu_start(self.cpu.start_address(), NEVER_EXECUTED)
             except UcError as exc:
                 error = exc
+            if not exact:
+                assert blocks is not None
+                executed = blocks.executed  # exact, may pass the budget by part of a block
+                if icpt is not None and icpt.poll_stop:
+                    executed = max(executed, budget)  # a polling loop waits for time to pass
+                elif error is not None:
+                    executed = max(executed, 1)
+                if error is not None and not self.exceptions.take_bus_error():
+                    self.request_stop("fault", None, f"CPU stopped: {error} at "
+                                      f"0x{self.cpu.pc:08x}")
+                self.instructions += executed
+                self.clock.advance_to(now + executed)
+                if error is None and self._stop is None and not (icpt and icpt.poll_stop) \
+                        and executed and self._after_wfi():
+                    self._wait_for_interrupt()
+                continue
             executed = budget
             if error is not None:
                 executed = 1  # a bus error ends the slice early: count the faulting access

@@ -26,7 +26,7 @@ from emu.atomic import write_atomic
 from emu.cpu.core import CPU_MODELS
 from emu.diagnosis import Diagnosis, diagnose
 from emu.errors import ConfigurationError
-from emu.machine import Machine, RunResult
+from emu.machine import COUNTING_MODES, DEFAULT_COUNTING, Machine, RunResult
 from emu.system import System
 
 #: version of the JSON result written by ``--json`` (see docs/machine.md)
@@ -114,6 +114,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-instructions", type=int, metavar="N", help="instruction budget")
     p.add_argument("--json", metavar="FILE", help="write the run result as JSON")
     p.add_argument("--cpu", default="cortex-a15", choices=sorted(CPU_MODELS))
+    p.add_argument("--counting", default=DEFAULT_COUNTING, choices=COUNTING_MODES,
+                   help="how virtual time counts instructions: 'blocks' (a native hook per "
+                        "translated block, fast; slices may pass a deadline by part of a "
+                        "block) or 'instructions' (Unicorn's per-instruction counter, exact "
+                        "slices); docs/time.md")
     p.add_argument("--host-decompress", action="store_true",
                    help="decompress a zImage payload on the host and enter the kernel directly")
     p.add_argument("--cma", metavar="TEXT",
@@ -201,6 +206,7 @@ def result_json(machine: Machine, result: RunResult, args: argparse.Namespace,
         "smccc_calls": [{"conduit": c, "fid": f, "r0": r} for c, f, r in machine.smccc.calls],
         "dma_log": [r.describe() for r in machine.bus.dma_log.records],
         "timer_intercept": dict(machine.intercept.stats) if machine.intercept else None,
+        "counting": machine.counting,
         "trace_digest": machine.trace_digest(),
         "memory_map": machine.describe()["memory_map"],
         "diagnosis": diagnosis.data if diagnosis is not None and code != 0 else None,
@@ -245,7 +251,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, out: TextIO, echo: Callable[[bytes], None],
          stopper: SignalStop) -> int:
-    machine = Machine(args.board, cpu=args.cpu, console=None if args.quiet else echo)
+    machine = Machine(args.board, cpu=args.cpu, console=None if args.quiet else echo,
+                      counting=args.counting)
     if args.bios:
         machine.load_bios(args.bios)
     elif args.kernel:

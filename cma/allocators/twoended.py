@@ -53,9 +53,7 @@ class TwoEnded(BestFit):
                 raise InvalidArgument(
                     f"{self.name}: threshold must be positive, not {params['threshold']!r}"
                 )
-
-    def _find(self, size: int, alignment: int) -> tuple[int, int] | None:
-        return self._free.find_best(size, alignment, top=size >= self.threshold)
+        self._top_from = self.threshold
 
     def debug_view(self) -> dict[str, Any]:
         """The best-fit view plus the threshold in bytes."""

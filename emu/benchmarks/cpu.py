@@ -147,9 +147,13 @@ def bare(work: Workload, setup: Callable[[Any], None] | None = None,
     return time.perf_counter() - t0, uc
 
 
-def machine(work: Workload) -> tuple[float, Machine]:
-    """Seconds on the ``virt`` machine, from the first instruction to SYSTEM_OFF."""
-    m = Machine("virt")
+def machine(work: Workload, m: Machine | None = None,
+            run: bool = True) -> tuple[float, Machine]:
+    """Seconds on the ``virt`` machine (or ``m``), from the first instruction to SYSTEM_OFF.
+
+    With ``run=False`` the machine is only loaded (0 seconds): the caller runs it.
+    """
+    m = m if m is not None else Machine("virt")
     if work.symbols is not None:
         m.load_elf(work.symbols)  # segments and symbols; the driver below is the entry
     for addr, data in work.segments:
@@ -159,6 +163,8 @@ def machine(work: Workload) -> tuple[float, Machine]:
         path.write_bytes(work.image())
         m.load_raw(path, DRIVER)
     m.boot = BootPlan(entry=DRIVER, placed=m.boot.placed if m.boot else [])
+    if not run:
+        return 0.0, m
     t0 = time.perf_counter()
     result = m.run(max_seconds=600)
     wall = time.perf_counter() - t0

@@ -161,6 +161,7 @@ class CoherencyChecker:
     def install(self) -> None:
         """Chain onto the slice hook and every bus view's checker; watch new code blocks."""
         machine = self.machine
+        machine.exact_pc = True  # findings name the load's own PC, not its block's
         previous = machine.between_slices
 
         def between() -> None:

@@ -14,7 +14,8 @@ takes the next ready slot in ring order, writes the sensor's test pattern
 (:mod:`emu.devices.dma.testpattern`) line by line at the programmed stride,
 clears the slot's READY bit, records the frame sequence number in SLOT_SEQn,
 increments FRAME_COUNT and sets FRAME_DONE. With no ready slot the frame is
-dropped (DROP_COUNT, OVERFLOW).
+dropped (DROP_COUNT, OVERFLOW); so is a frame whose geometry registers were
+rewritten while running to values START would refuse (logged as a guest error).
 
 A write the bus refuses (outside the engine's DMA window, outside reserved
 memory, into a freed buffer) aborts the frame: BUS_ERROR is set, ERROR_ADDR
@@ -32,7 +33,7 @@ from typing import Any
 
 from emu.clock import Event
 from emu.devices.base import Access, Device, DeviceContext, Field, Register
-from emu.devices.dma.testpattern import PixelFormat, render_frame
+from emu.devices.dma.testpattern import PixelFormat, render_frame_bytes
 
 ID_VALUE = 0x3143_4D43  # "CMC1"
 VERSION_VALUE = 0x0001_0000
@@ -100,6 +101,7 @@ class CameraDma(Device):
         self._event: Event | None = None
         self._seq = 0
         self._next_slot = 0
+        self._running_problem: str | None = None
         super().__init__(ctx)
         self.hook("CTRL", write=self._write_ctrl)
         self.hook("STATUS", read=self._read_status)
@@ -184,6 +186,15 @@ class CameraDma(Device):
                                              f"{self.ctx.name} frame")
         seq = self._seq
         self._seq += 1
+        problem = self._geometry_problem()
+        if problem:  # rewritten while running: this frame cannot be captured
+            if problem != self._running_problem:
+                self.log.guest_error(f"frame {seq} dropped: {problem} (set while running)")
+            self._running_problem = problem
+            self.set("DROP_COUNT", self.get("DROP_COUNT") + 1)
+            self._raise(IRQ_OVERFLOW)
+            return
+        self._running_problem = None
         slot = self._take_slot()
         if slot is None:
             self.set("DROP_COUNT", self.get("DROP_COUNT") + 1)
@@ -213,29 +224,29 @@ class CameraDma(Device):
                              size=stride * (height - 1) + line_len, width=width,
                              height=height, format=fmt.name, stride=stride,
                              time=self.clock.now, ok=False)
-        lines = render_frame(width, height, fmt, seq)
-        if len(lines[0]) >= 12:
-            record.crc = struct.unpack_from("<I", lines[0], 8)[0]
+        frame = render_frame_bytes(width, height, fmt, seq)
+        if line_len >= 12:
+            record.crc = struct.unpack_from("<I", frame, 8)[0]
         if port is None:
             self._bus_error(bus, slot, seq, "no DMA port connected")
             self.frames.append(record)
             return
         if stride == line_len:
-            if not port.write(bus, b"".join(lines)):
+            if not port.write(bus, frame):
                 self._bus_error(bus, slot, seq, "frame write refused")
                 self.frames.append(record)
                 return
         else:
-            for y, ln in enumerate(lines):
+            for y in range(height):
                 addr = (bus + y * stride) & 0xFFFF_FFFF
-                if not port.write(addr, ln):
+                if not port.write(addr, frame[y * line_len:(y + 1) * line_len]):
                     self._bus_error(addr, slot, seq, f"line {y} write refused")
                     self.frames.append(record)
                     return
         record.ok = True
         self.frames.append(record)
         if self.on_frame is not None:
-            self.on_frame(record, b"".join(lines))
+            self.on_frame(record, frame)
         self.set("BUF_READY", self.get("BUF_READY") & ~(1 << slot))
         self.set("SLOT_SEQ", seq, slot)
         self.set("LAST_SLOT", slot)

@@ -17,8 +17,10 @@ the same (geometry, format, sequence) always gives the same bytes.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
@@ -107,6 +109,13 @@ def decode_pixels(data: bytes, width: int, fmt: PixelFormat) -> list[tuple[int, 
     return px
 
 
+#: per digit, per cell row: the columns (0..2) drawn black
+_CELL_COLUMNS = tuple(
+    tuple(tuple(i for i in range(3) if bits[cy * 3 + i] == "1") for cy in range(5))
+    for bits in _DIGITS
+)
+
+
 @lru_cache(maxsize=16)
 def _base_line(width: int, fmt: PixelFormat) -> bytes:
     """One line of bars, twice as wide so any scroll offset is a slice."""
@@ -116,50 +125,211 @@ def _base_line(width: int, fmt: PixelFormat) -> bytes:
     return line + line
 
 
-def _digit_cells(seq: int) -> list[tuple[int, int]]:
-    cells: list[tuple[int, int]] = []
-    for pos, ch in enumerate(str(seq)):
-        bits = _DIGITS[int(ch)]
-        for i, bit in enumerate(bits):
-            if bit == "1":
-                cells.append((pos * 4 + i % 3, i // 3))
-    return cells
-
-
 def geometry_word(width: int, height: int, fmt: PixelFormat) -> int:
     return (int(fmt) & 0xF) | ((width & 0x3FFF) << 4) | ((height & 0x3FFF) << 18)
 
 
 def render_frame(width: int, height: int, fmt: PixelFormat, seq: int) -> list[bytes]:
     """The lines of frame ``seq`` (each ``width * bpp`` bytes), header included."""
-    bpp = fmt.bytes_per_pixel
-    line_len = width * bpp
-    base = _base_line(width, fmt)
+    frame = render_frame_bytes(width, height, fmt, seq)
+    n = width * fmt.bytes_per_pixel
+    return [frame[i:i + n] for i in range(0, len(frame), n)]
+
+
+def render_frame_bytes(width: int, height: int, fmt: PixelFormat, seq: int) -> bytes:
+    """Frame ``seq`` as one packed buffer (the lines of :func:`render_frame`, joined).
+
+    Only the digit band (five cell rows near the top) and the header change from
+    one frame to the next at a given scroll phase. The plain line and the CRC-32 of
+    the plain lines before and after the band are cached per phase, so a frame costs
+    one join of the lines, the CRC-32 of one line per digit-cell row, and a few table
+    look-ups that splice the CRCs together (CRC-32 is linear, see :func:`_crc32_combine`).
+    """
+    lay = _layout(width, height, fmt)
+    bpp, scale, n, black = lay.bpp, lay.scale, lay.line_len, lay.black
+    row, before_crc, after_crc = _phase(width, height, fmt, ((seq * lay.step) % width) * bpp)
+    digits = [_CELL_COLUMNS[int(ch)] for ch in str(seq)]
+    pieces = [row] * height
+    crc = before_crc
+    for cy in range(5):
+        lo = lay.band_lo + cy * scale
+        hi = min(height, lo + scale)
+        if lo >= hi:
+            break
+        line = bytearray(row)
+        for pos, columns in enumerate(digits):
+            for i in columns[cy]:
+                x = lay.x0 + (pos * 4 + i) * scale
+                if x + scale <= width:
+                    line[x * bpp:(x + scale) * bpp] = black
+        count = hi - lo
+        crc = _crc32_combine(crc, _apply(_repeat_tables(n, count), zlib.crc32(line)),
+                             count * n)
+        pieces[lo:hi] = [bytes(line)] * count
+    crc = _crc32_combine(crc, after_crc, lay.after_len)
+    if lay.line_len >= HEADER_SIZE:
+        header = struct.pack("<IIII", MAGIC, seq & 0xFFFF_FFFF, crc,
+                             geometry_word(width, height, fmt))
+        pieces[0] = header + row[HEADER_SIZE:]
+    return b"".join(pieces)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What every frame of one geometry shares."""
+
+    line_len: int
+    bpp: int
+    step: int  # pixels the bars scroll per frame
+    scale: int  # pixels per digit cell
+    x0: int  # first digit column, in pixels
+    black: bytes  # one digit cell's run of black pixels
+    band_lo: int  # first line of the digit band (>= 1, so line 0 is always plain)
+    band_hi: int  # the line after the band
+    after_len: int  # bytes after the band
+
+
+def _scroll_step(width: int, fmt: PixelFormat) -> int:
     step = max(1, width // (len(BARS) * 16))
     if fmt is PixelFormat.YUYV:
         step += step % 2  # keep YUYV pairs aligned
-    shift = ((seq * step) % width) * bpp
-    row = base[shift: shift + line_len]
-    lines = [row] * height
-    # frame number in block digits: each cell a square of `scale` pixels
+    return step
+
+
+def scroll_period(width: int, fmt: PixelFormat) -> int:
+    """Frames until the bars are back where they started (the pattern's cache period)."""
+    return width // math.gcd(width, _scroll_step(width, fmt))
+
+
+def clear_caches() -> None:
+    """Forget every cached line and CRC (to measure a cold start)."""
+    for cached in (_base_line, _layout, _phase, _x8n, _append_tables, _repeat_tables):
+        cached.cache_clear()
+
+
+@lru_cache(maxsize=64)
+def _layout(width: int, height: int, fmt: PixelFormat) -> _Layout:
+    bpp = fmt.bytes_per_pixel
+    step = _scroll_step(width, fmt)
     scale = max(2, min(width, height) // 40)
-    if fmt is PixelFormat.YUYV and scale % 2:
-        scale += 1
-    black = encode_pixels([(0, 0, 0)] * scale, fmt)
-    x0, y0 = scale * 2, scale * 2
-    for cx, cy in _digit_cells(seq):
-        x = x0 + cx * scale
-        if x + scale > width:
-            continue
-        for y in range(y0 + cy * scale, min(height, y0 + (cy + 1) * scale)):
-            ln = lines[y]
-            lines[y] = ln[: x * bpp] + black + ln[(x + scale) * bpp:]
-    payload_crc = _payload_crc(lines)
-    header = struct.pack("<IIII", MAGIC, seq & 0xFFFF_FFFF, payload_crc,
-                         geometry_word(width, height, fmt))
-    if line_len >= HEADER_SIZE:
-        lines[0] = header + lines[0][HEADER_SIZE:]
-    return lines
+    if fmt is PixelFormat.YUYV:
+        scale += scale % 2  # keep YUYV pairs aligned
+    band_lo = min(height, scale * 2)
+    band_hi = min(height, band_lo + 5 * scale)
+    return _Layout(
+        line_len=width * bpp, bpp=bpp, step=step, scale=scale, x0=scale * 2,
+        black=encode_pixels([(0, 0, 0)] * scale, fmt), band_lo=band_lo, band_hi=band_hi,
+        after_len=(height - band_hi) * width * bpp,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _phase(width: int, height: int, fmt: PixelFormat, shift: int) -> tuple[bytes, int, int]:
+    """The plain line at byte ``shift`` of the bars, the payload CRC of the lines
+    before the digit band, and the CRC of the lines after it (from 0)."""
+    lay = _layout(width, height, fmt)
+    n = lay.line_len
+    row = _base_line(width, fmt)[shift:shift + n]
+    row_crc = zlib.crc32(row)
+    before = _crc32_combine(zlib.crc32(row[HEADER_SIZE:]),
+                            _crc32_repeat(row_crc, n, lay.band_lo - 1), (lay.band_lo - 1) * n)
+    return row, before, _crc32_repeat(row_crc, n, height - lay.band_hi)
+
+
+# CRC-32 algebra (the zlib polynomial, bit-reflected). Appending ``k`` bytes to a
+# message multiplies its CRC register by x^(8k) modulo the polynomial, so the CRC
+# of a concatenation follows from the CRCs of its parts without reading the bytes.
+_POLY = 0xEDB8_8320
+_ONE = 1 << 31  # the polynomial 1 in the reflected representation
+
+
+def _mulmod(a: int, b: int) -> int:
+    """a * b modulo the CRC-32 polynomial (reflected bit order)."""
+    product = 0
+    mask = _ONE
+    while a:
+        if a & mask:
+            product ^= b
+            a ^= mask
+        mask >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+    return product
+
+
+def _square_powers() -> tuple[int, ...]:
+    powers = [_ONE >> 1]  # x^(2^0)
+    for _ in range(31):
+        powers.append(_mulmod(powers[-1], powers[-1]))
+    return tuple(powers)
+
+
+_X_2K = _square_powers()  # x^(2^k) mod P for k in 0..31
+
+
+@lru_cache(maxsize=256)
+def _x8n(nbytes: int) -> int:
+    """x^(8 * nbytes) mod P: the factor that appends ``nbytes`` bytes to a CRC."""
+    power, k, n = _ONE, 3, nbytes
+    while n:
+        if n & 1:
+            power = _mulmod(_X_2K[k % 32], power)
+        n >>= 1
+        k += 1
+    return power
+
+
+Tables = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
+def _linear_tables(fn: Callable[[int], int]) -> Tables:
+    """Four byte-indexed tables of a GF(2)-linear map of 32-bit values (see :func:`_apply`)."""
+    lanes = []
+    for lane in range(4):
+        table = [0] * 256
+        for bit in range(8):
+            table[1 << bit] = fn(1 << (8 * lane + bit))
+        for b in range(3, 256):
+            low = b & -b
+            if b != low:
+                table[b] = table[b ^ low] ^ table[low]
+        lanes.append(tuple(table))
+    return (lanes[0], lanes[1], lanes[2], lanes[3])
+
+
+def _apply(tables: Tables, value: int) -> int:
+    t0, t1, t2, t3 = tables
+    return t0[value & 0xFF] ^ t1[(value >> 8) & 0xFF] ^ t2[(value >> 16) & 0xFF] ^ t3[value >> 24]
+
+
+@lru_cache(maxsize=256)
+def _append_tables(nbytes: int) -> Tables:
+    """``crc -> crc * x^(8 * nbytes) mod P``: what appending ``nbytes`` bytes does to a CRC."""
+    factor = _x8n(nbytes)
+    return _linear_tables(lambda crc: _mulmod(factor, crc))
+
+
+@lru_cache(maxsize=256)
+def _repeat_tables(nbytes: int, count: int) -> Tables:
+    """CRC-32 of one ``nbytes`` block -> CRC-32 of ``count`` copies (a linear map too)."""
+    return _linear_tables(lambda crc: _crc32_repeat(crc, nbytes, count))
+
+
+def _crc32_combine(crc_a: int, crc_b: int, len_b: int) -> int:
+    """CRC-32 of A + B from the CRC-32 of A, of B and the length of B."""
+    return _apply(_append_tables(len_b), crc_a) ^ crc_b
+
+
+def _crc32_repeat(crc: int, length: int, count: int) -> int:
+    """CRC-32 of ``count`` copies of a ``length``-byte block whose CRC-32 is ``crc``."""
+    total = 0
+    while count:
+        if count & 1:
+            total = _crc32_combine(total, crc, length)
+        count >>= 1
+        if count:
+            crc = _crc32_combine(crc, crc, length)
+            length *= 2
+    return total
 
 
 def _payload_crc(lines: list[bytes]) -> int:
