@@ -37,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from emu.atomic import write_atomic
 from emu.scenario import (
     ConsoleSession,
     ConsoleStep,
@@ -97,7 +98,7 @@ def _record(request: pytest.FixtureRequest, result: ScenarioResult) -> None:
         out.mkdir(parents=True, exist_ok=True)
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", node.nodeid)
         n = len(node.stash[_RESULTS])
-        (out / f"{stem}-{n}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        write_atomic(out / f"{stem}-{n}.json", json.dumps(result.to_json(), indent=2) + "\n")
 
 
 def _board(request: pytest.FixtureRequest, board: str | None) -> str:

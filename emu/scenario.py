@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from emu.atomic import write_atomic
 from emu.errors import EmuError
 
 #: the ``schema`` value this module reads
@@ -590,16 +591,21 @@ class ConsoleSession:
 
 
 def run_scenario(scenario: Scenario | str | Path,
-                 console: Callable[[bytes], None] | None = None) -> ScenarioResult:
-    """Run a scenario (a file is loaded first), evaluate its expectations, write its outputs."""
+                 console: Callable[[bytes], None] | None = None, *,
+                 on_machine: Callable[[Any], None] | None = None) -> ScenarioResult:
+    """Run a scenario (a file is loaded first), evaluate its expectations, write its outputs.
+
+    ``on_machine`` receives the machine right after it is built (a signal handler that
+    stops it between slices, a debugger).
+    """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     began = time.perf_counter()
-    result = _run_cma(sc) if sc.kind == "cma" else _run_machine(sc, console)
+    result = _run_cma(sc) if sc.kind == "cma" else _run_machine(sc, console, on_machine)
     result.wall_seconds = time.perf_counter() - began
     if sc.json_out:
         out = Path(sc.json_out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        write_atomic(out, json.dumps(result.to_json(), indent=2) + "\n")
     return result
 
 
@@ -645,11 +651,14 @@ def _cma_from_append(append: str | None) -> str:
                                                              not is_modern_form(v))))
 
 
-def _run_machine(sc: Scenario, console: Callable[[bytes], None] | None) -> ScenarioResult:
+def _run_machine(sc: Scenario, console: Callable[[bytes], None] | None,
+                 on_machine: Callable[[Any], None] | None = None) -> ScenarioResult:
     from emu.machine import RunResult
     from emu.run_cli import result_json
 
     machine = build_machine(sc, console)
+    if on_machine is not None:
+        on_machine(machine)
     system = build_system(sc, machine)
     if system is not None and sc.png_out:
         system.keep_frames(sc.keep_frames)

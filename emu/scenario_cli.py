@@ -11,18 +11,15 @@ error row. Their JSON (and HTML) reports are still written, whole.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from emu import scenario as scenario_module
 from emu.atomic import write_atomic
 from emu.errors import ConfigurationError
 from emu.run_cli import SignalStop
-from emu.scenario import Scenario, ScenarioResult, load_scenario, run_scenario, with_outputs
+from emu.scenario import ScenarioResult, load_scenario, run_scenario, with_outputs
 from emu.sweep import (
     describe_result,
     format_value,
@@ -140,37 +137,15 @@ def run_scenario_command(args: argparse.Namespace) -> int:
         out.flush()
 
     with SignalStop() as stopper:
-        with _stoppable_machines(stopper.attach):
-            result = run_scenario(dataclasses.replace(sc, json_out=None),
-                                  console=None if getattr(args, "quiet", False) else echo)
+        result = run_scenario(dataclasses.replace(sc, json_out=None),
+                              console=None if getattr(args, "quiet", False) else echo,
+                              on_machine=stopper.attach)
         if sc.json_out:
             write_atomic(sc.json_out, json.dumps(result.to_json(), indent=2) + "\n")
         print_result(result, err)
     if stopper.exit_code is not None:
         return stopper.exit_code
     return result.exit_code
-
-
-@contextlib.contextmanager
-def _stoppable_machines(attach: Callable[[Any], None]) -> Iterator[None]:
-    """Hand every machine :func:`emu.scenario.run_scenario` builds to ``attach``.
-
-    The scenario runner builds its machine inside; this wraps the module's
-    :func:`~emu.scenario.build_machine` for the duration, so a signal can stop
-    that machine between slices.
-    """
-    original = scenario_module.build_machine
-
-    def build(sc: Scenario, console: Callable[[bytes], None] | None = None) -> Any:
-        machine = original(sc, console)
-        attach(machine)
-        return machine
-
-    scenario_module.build_machine = build
-    try:
-        yield
-    finally:
-        scenario_module.build_machine = original
 
 
 def print_result(result: ScenarioResult, err: TextIO) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emu.atomic import write_atomic
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -219,8 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "summary.md").write_text(text)
-        (args.out / "report.json").write_text(json.dumps(
+        write_atomic(args.out / "summary.md", text)
+        write_atomic(args.out / "report.json", json.dumps(
             {"schema": "bench-suite/1", "started": started, "machine": _machine(),
              "reports": reports, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n")
     return 0 if all(r.met is not False for r in rows) else 1

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import libfdt
 
+from emu.atomic import write_atomic
 from emu.errors import DeviceTreeError
 
 #: first word of every flattened device tree
@@ -420,9 +421,9 @@ class DeviceTree:
         """Write the tree as a DTB, or as DTS text when the name ends in ``.dts``."""
         path = Path(path)
         if path.suffix == ".dts":
-            path.write_text(self.to_dts())
+            write_atomic(path, self.to_dts())
         else:
-            path.write_bytes(self.to_dtb())
+            write_atomic(path, self.to_dtb())
 
     # -- lookup -----------------------------------------------------------------------------
     def iter_nodes(self) -> Iterator[Node]:

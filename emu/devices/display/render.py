@@ -34,6 +34,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from emu.atomic import open_atomic
 from emu.errors import ConfigurationError, EmuError
 
 PALETTE_ENTRIES = 256
@@ -232,7 +233,8 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     """Write ``image`` as a PNG file; host-side failures raise :class:`EmuError`."""
     target = Path(path)
     try:
-        image.save(target, format="PNG")
+        with open_atomic(target) as f:
+            image.save(f, format="PNG")
     except OSError as exc:
         raise EmuError(f"cannot write PNG file {str(target)!r}: {exc}") from exc
     return target
