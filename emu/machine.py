@@ -646,9 +646,9 @@ class Machine:
                                       f"0x{self.cpu.pc:08x}")
                 self.instructions += executed
                 self.clock.advance_to(now + executed)
-                if error is None and self._stop is None and not (icpt and icpt.poll_stop) \
-                        and executed and self._after_wfi():
-                    self._wait_for_interrupt()
+                if error is None and self._stop is None and not blocks.ended_slice \
+                        and not (icpt and icpt.poll_stop) and executed and self._after_wfi():
+                    self._wait_for_interrupt()  # (a slice the counter ended was no WFI)
                 continue
             executed = budget
             if error is not None:

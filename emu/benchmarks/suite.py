@@ -111,14 +111,26 @@ def dma_rows(r: dict[str, Any]) -> list[Row]:
 
 def cma_rows(r: dict[str, Any]) -> list[Row]:
     rows = []
-    for a in r.get("results", r.get("rows", [])):
-        name = a.get("spec") or a.get("allocator") or "?"
-        success = a.get("success_rate", a.get("success"))
-        frag = a.get("fragmentation", a.get("frag"))
-        rows.append(Row(f"CMA allocator {name}: fragmenting workload",
-                        f"success {success:.3f}" if isinstance(success, float) else "-",
-                        f"fragmentation {frag:.3f}" if isinstance(frag, float) else "-",
-                        "-", "reported", None))
+    for a in r["results"]:
+        rows.append(Row(f"CMA allocator {a['spec']}: fragmenting workload",
+                        f"success {a['success_rate']:.4f}, fragmentation "
+                        f"{a['mean_ext_frag']:.3f}, {a['allocs_per_s'] / 1e3:.0f} k allocs/s",
+                        "bf in the same run", _x(a["ratio_to_baseline"]), "reported", None))
+    return rows
+
+
+def cma_pairs_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    target = r.get("target_pairs_per_s", 200_000)
+    for a in r["results"]:
+        default = a["spec"] == "bf"
+        rows.append(Row(f"CMA alloc/put pairs, 1,000 live chunks, {a['spec']}",
+                        f"{a['pairs_per_s'] / 1e3:.0f} k pairs/s",
+                        f"{a['bare_pairs_per_s'] / 1e3:.0f} k bare allocator, "
+                        f"{r['dict_pairs_per_s'] / 1e6:.1f} M dict",
+                        _x(a["pairs_per_s"] / a["bare_pairs_per_s"]),
+                        f"≥ {target / 1e3:.0f} k (default allocator)" if default else "",
+                        a["pairs_per_s"] >= target if default else None))
     return rows
 
 
@@ -191,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("emu.benchmarks.capture", capture_rows, ["--frames", "8" if quick else "32"]),
         ("emu.benchmarks.dma", dma_rows, ["--frames", "4" if quick else "32"]),
         ("cma.bench", cma_rows, ["--allocs", "2000" if quick else "20000"]),
+        ("cma.bench_pairs", cma_pairs_rows, ["--seconds", "0.2" if quick else "1"]),
     ]
     if args.linux:
         plan.append(("emu.benchmarks.linux", linux_rows, ["--no-zimage"]))
