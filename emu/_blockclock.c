@@ -6,9 +6,12 @@
  * block hook is called once per block instead: it adds the block's instruction count to
  * a counter and stops the CPU at the first block boundary at or after the slice's budget.
  *
- * A block's instruction count comes from Unicorn's translation cache (uc_ctl with
- * UC_CTL_TB_REQUEST_CACHE: the block being entered is always there) and is remembered in
- * a direct-mapped table keyed by (address, size), so the cache is asked once per block.
+ * A block's instruction count is worked out the first time the block is entered and then
+ * remembered in a direct-mapped table keyed by (address, size): in the ARM state every
+ * instruction is 4 bytes; in Thumb the block's bytes are read through the MMU
+ * (uc_vmem_read) and its 32-bit instructions (first halfword 0b11101, 0b11110, 0b11111)
+ * told from the 16-bit ones. Nothing here translates code or touches Unicorn's
+ * translation cache, which must not change while the CPU runs.
  *
  * Python loads this file's shared object with ctypes, hands `emu_block_hook` to
  * uc_hook_add with a pointer to a struct emu_block_clock as user data, and reads and
@@ -22,25 +25,24 @@
 #define EMU_MEMO_BITS 16
 #define EMU_MEMO_SIZE (1u << EMU_MEMO_BITS)
 
-typedef int (*uc_ctl_fn)(void *uc, int control, ...);
-typedef int (*uc_stop_fn)(void *uc);
+#define EMU_MAX_BLOCK 8192 /* bytes: a translated block stays within a page or two */
 
-/* Unicorn's uc_tb */
-struct emu_tb {
-    uint64_t pc;
-    uint16_t icount;
-    uint16_t size;
-};
+typedef int (*uc_stop_fn)(void *uc);
+typedef int (*uc_reg_read_fn)(void *uc, int regid, void *value);
+typedef int (*uc_vmem_read_fn)(void *uc, uint64_t address, int prot, void *bytes, size_t size);
 
 struct emu_block_clock {
-    uint64_t executed;  /* instructions of the blocks entered this slice */
-    uint64_t budget;    /* no block is entered once executed >= budget */
-    uint64_t blocks;    /* blocks entered (all slices) */
-    uint64_t lookups;   /* translation-cache queries (memo misses) */
-    uc_ctl_fn ctl;      /* uc_ctl */
-    uc_stop_fn stop;    /* uc_emu_stop */
-    int request_cache;  /* UC_CTL_READ_WRITE(UC_CTL_TB_REQUEST_CACHE, 2) */
-    int stopped;        /* 1 when this hook ended the slice */
+    uint64_t executed;      /* instructions of the blocks entered this slice */
+    uint64_t budget;        /* no block is entered once executed >= budget */
+    uint64_t blocks;        /* blocks entered (all slices) */
+    uint64_t lookups;       /* blocks whose count was worked out (memo misses) */
+    uc_stop_fn stop;        /* uc_emu_stop */
+    uc_reg_read_fn reg_read; /* uc_reg_read */
+    uc_vmem_read_fn vmem_read; /* uc_vmem_read */
+    int cpsr_id;            /* UC_ARM_REG_CPSR */
+    int prot_exec;          /* UC_PROT_EXEC */
+    int stopped;            /* 1 when this hook ended the slice */
+    int unreadable;         /* Thumb blocks whose bytes could not be read (counted as halfwords) */
     uint64_t keys[EMU_MEMO_SIZE];
     uint16_t counts[EMU_MEMO_SIZE];
 };
@@ -59,16 +61,33 @@ static uint16_t block_icount(struct emu_block_clock *c, void *uc, uint64_t addre
     uint32_t slot = memo_slot(key);
     if (c->keys[slot] == key)
         return c->counts[slot];
-    struct emu_tb tb = {0, 0, 0};
-    uint16_t icount;
+    uint32_t cpsr = 0;
+    uint32_t icount = 0;
     c->lookups++;
-    if (c->ctl(uc, c->request_cache, address, &tb) == 0 && tb.icount > 0)
-        icount = tb.icount;
-    else
-        icount = (uint16_t)(size >= 4 ? size / 4 : 1); /* ARM-sized guess; not expected */
+    c->reg_read(uc, c->cpsr_id, &cpsr);
+    if (!(cpsr & (1u << 5))) {
+        icount = size / 4; /* ARM state */
+    } else {
+        uint8_t code[EMU_MAX_BLOCK];
+        if (size <= EMU_MAX_BLOCK && c->vmem_read(uc, address, c->prot_exec, code, size) == 0) {
+            uint32_t at = 0;
+            while (at + 1 < size) {
+                uint16_t first = (uint16_t)(code[at] | (code[at + 1] << 8));
+                at += ((first >> 11) >= 0x1D) ? 4 : 2;
+                icount++;
+            }
+        } else {
+            c->unreadable++;
+            icount = size / 2;
+        }
+    }
+    if (icount == 0)
+        icount = 1;
+    if (icount > 0xFFFF)
+        icount = 0xFFFF;
     c->keys[slot] = key;
-    c->counts[slot] = icount;
-    return icount;
+    c->counts[slot] = (uint16_t)icount;
+    return (uint16_t)icount;
 }
 
 void emu_block_hook(void *uc, uint64_t address, uint32_t size, void *user)

@@ -4,7 +4,8 @@
 in tight guest loops that alone costs two to four times the emulation. The machine
 instead installs ``emu_block_hook`` from the small C extension ``emu._blockclock``
 (built with the package) as a ``UC_HOOK_BLOCK``: once per block it adds the block's
-instruction count (from Unicorn's translation cache, remembered per address and size)
+instruction count (4 bytes an instruction in the ARM state, decoded from the block's
+bytes in Thumb; worked out once per address and size)
 and, once the slice's budget is reached, stops the CPU before the next block.
 
 What changes for virtual time (see docs/time.md): a slice ends at the first block
@@ -20,14 +21,11 @@ import ctypes
 import importlib.util
 from typing import Any
 
-from unicorn import UC_HOOK_BLOCK
-from unicorn.unicorn_const import UC_CTL_IO_READ_WRITE, UC_CTL_TB_REQUEST_CACHE
+from unicorn import UC_HOOK_BLOCK, UC_PROT_EXEC
+from unicorn.arm_const import UC_ARM_REG_CPSR
 from unicorn.unicorn_py3.unicorn import uclib
 
 MEMO_SIZE = 1 << 16
-
-#: uc_ctl's request: UC_CTL_READ_WRITE(UC_CTL_TB_REQUEST_CACHE, 2 arguments)
-_REQUEST_CACHE = (UC_CTL_IO_READ_WRITE << 30) | (2 << 26) | UC_CTL_TB_REQUEST_CACHE
 
 
 class _State(ctypes.Structure):
@@ -38,10 +36,13 @@ class _State(ctypes.Structure):
         ("budget", ctypes.c_uint64),
         ("blocks", ctypes.c_uint64),
         ("lookups", ctypes.c_uint64),
-        ("ctl", ctypes.c_void_p),
         ("stop", ctypes.c_void_p),
-        ("request_cache", ctypes.c_int),
+        ("reg_read", ctypes.c_void_p),
+        ("vmem_read", ctypes.c_void_p),
+        ("cpsr_id", ctypes.c_int),
+        ("prot_exec", ctypes.c_int),
         ("stopped", ctypes.c_int),
+        ("unreadable", ctypes.c_int),
         ("keys", ctypes.c_uint64 * MEMO_SIZE),
         ("counts", ctypes.c_uint16 * MEMO_SIZE),
     ]
@@ -77,9 +78,11 @@ class BlockClock:
             raise RuntimeError("emu._blockclock is not built")
         self._lib = _LIB
         self.state = _State()
-        self.state.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
         self.state.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
-        self.state.request_cache = _REQUEST_CACHE
+        self.state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value
+        self.state.vmem_read = ctypes.cast(uclib.uc_vmem_read, ctypes.c_void_p).value
+        self.state.cpsr_id = UC_ARM_REG_CPSR
+        self.state.prot_exec = UC_PROT_EXEC
         add = uclib["uc_hook_add"]  # a private function object: the binding's stays as it is
         add.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.c_int,
                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]
@@ -114,4 +117,5 @@ class BlockClock:
         self._lib.emu_block_clock_forget(ctypes.byref(self.state))
 
     def stats(self) -> dict[str, int]:
-        return {"blocks": int(self.state.blocks), "lookups": int(self.state.lookups)}
+        return {"blocks": int(self.state.blocks), "lookups": int(self.state.lookups),
+                "unreadable": int(self.state.unreadable)}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 
-from emu.benchmarks.cpu import BUFFER, alu_load_store, machine
+from emu.benchmarks.cpu import BUFFER, DRIVER, alu_load_store, machine
 from emu.cpu import blockclock
 from emu.errors import ConfigurationError
+from emu.loaders.boot import BootPlan
 from emu.machine import Machine
 from tests.conftest import _missing
 
@@ -77,3 +79,31 @@ def test_single_steps_stay_exact_in_block_mode() -> None:
         assert m.cpu.pc in (pc + 4, pc - 28)  # the next instruction, or back to the loop top
     result = m.run(max_instructions=1_000_000)
     assert result.reason == "poweroff"
+
+
+#: Thumb-2: movs r0, #200; loop: adds r1, #1; add.w r2, r2, #3; subs r0, #1; bne loop;
+#: movw r0, #8; movt r0, #0x8400; hvc #0 (16- and 32-bit instructions mixed)
+THUMB = bytes.fromhex("c820013102f103020138fad140f20800c8f20040e0f70080")
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("mode", ["blocks", "instructions"])
+def test_thumb_blocks_are_counted_by_instruction_not_by_halfword(tmp_path: Any,
+                                                                 mode: str) -> None:
+    _need_native()
+    image = tmp_path / "thumb.bin"
+    image.write_bytes(THUMB)
+    m = Machine("virt", counting=mode)
+    m.load_raw(image, DRIVER)
+    m.boot = BootPlan(entry=DRIVER, thumb=True, placed=m.boot.placed if m.boot else [])
+    result = m.run(max_instructions=10_000_000)
+    assert result.reason == "poweroff"
+    regs = m.boot.regs if m.boot else {}
+    start = [regs.get(1, 0), regs.get(2, 0)]  # the boot protocol's r1 and r2
+    assert [m.cpu.reg(1), m.cpu.reg(2)] == [(start[0] + 200) & 0xFFFF_FFFF,
+                                            (start[1] + 600) & 0xFFFF_FFFF]
+    expected = 1 + 4 * 200 + 3  # 805 instructions in 50 bytes of loop and 20 of the rest
+    if mode == "blocks":
+        assert result.instructions == expected
+    else:
+        assert result.instructions >= expected
