@@ -54,13 +54,12 @@ static inline uint32_t memo_slot(uint64_t key)
     return (uint32_t)(key >> (64 - EMU_MEMO_BITS));
 }
 
-static uint16_t block_icount(struct emu_block_clock *c, void *uc, uint64_t address,
-                             uint32_t size)
+/* Kept out of line: its 8 KiB buffer would otherwise be reserved (and, with stack-clash
+ * protection, probed page by page) on every call of the hot path. */
+static __attribute__((noinline)) uint16_t count_block(struct emu_block_clock *c, void *uc,
+                                                      uint64_t address, uint32_t size,
+                                                      uint64_t key, uint32_t slot)
 {
-    uint64_t key = (address << 16) | (size & 0xFFFF) | 1; /* never 0: 0 marks an empty slot */
-    uint32_t slot = memo_slot(key);
-    if (c->keys[slot] == key)
-        return c->counts[slot];
     uint32_t cpsr = 0;
     uint32_t icount = 0;
     c->lookups++;
@@ -88,6 +87,16 @@ static uint16_t block_icount(struct emu_block_clock *c, void *uc, uint64_t addre
     c->keys[slot] = key;
     c->counts[slot] = (uint16_t)icount;
     return (uint16_t)icount;
+}
+
+static inline uint16_t block_icount(struct emu_block_clock *c, void *uc, uint64_t address,
+                                    uint32_t size)
+{
+    uint64_t key = (address << 16) | (size & 0xFFFF) | 1; /* never 0: 0 marks an empty slot */
+    uint32_t slot = memo_slot(key);
+    if (c->keys[slot] == key)
+        return c->counts[slot];
+    return count_block(c, uc, address, size, key, slot);
 }
 
 void emu_block_hook(void *uc, uint64_t address, uint32_t size, void *user)
