@@ -43,18 +43,28 @@ _POOL_COMPATIBLE = "shared-dma-pool"
 _NOT_FOUND = libfdt.QUIET_NOTFOUND
 
 
+def dtb_problem(blob: bytearray) -> str | None:
+    """Why ``blob`` is not a sound flattened device tree, or None when it is.
+
+    libfdt's readers trust the header's offsets and sizes, so only a blob that passed
+    ``fdt_check_full`` is safe to walk: a truncated or damaged one would make them read
+    past the buffer.
+    """
+    error = libfdt.fdt_check_full(blob, len(blob))
+    if not error:
+        return None
+    return (f"not a valid device tree blob ({libfdt.fdt_strerror(error)}; "
+            f"{len(blob)} bytes, header {bytes(blob[:8]).hex()!r})")
+
+
 class _Tree:
     """A parsed DTB with the few typed accessors the parsers need."""
 
     def __init__(self, dtb: bytes) -> None:
-        # libfdt's readers trust the header; only a fully checked blob is safe to walk.
         blob = bytearray(dtb)
-        error = libfdt.fdt_check_full(blob, len(blob))
-        if error:
-            raise ConfigError(
-                f"not a valid device tree blob ({libfdt.fdt_strerror(error)}; "
-                f"{len(blob)} bytes, header {bytes(blob[:8]).hex()!r})"
-            )
+        problem = dtb_problem(blob)
+        if problem is not None:
+            raise ConfigError(problem)
         try:
             self.fdt = libfdt.Fdt(blob)
         except libfdt.FdtException as err:

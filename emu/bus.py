@@ -487,7 +487,7 @@ class Bus:
 
     def _mmio_read(self, uc: Any, offset: int, size: int, base: int) -> int:
         addr = base + offset
-        r = self._device_memo.get(addr) or self._device_at(addr)
+        r = self._device_at(addr)
         if r is None or r.device is None:
             self.mmio_ring.append((self.clock.now, addr, size, 0, False))
             self._unmapped(addr, size, False)
@@ -501,7 +501,7 @@ class Bus:
     def _mmio_write(self, uc: Any, offset: int, size: int, value: int, base: int) -> None:
         addr = base + offset
         self.mmio_ring.append((self.clock.now, addr, size, value, True))
-        r = self._device_memo.get(addr) or self._device_at(addr)
+        r = self._device_at(addr)
         if r is None or r.device is None:
             self._unmapped(addr, size, True)
             return

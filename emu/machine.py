@@ -634,34 +634,28 @@ class Machine:
                     uc.emu_start(self.cpu.start_address(), NEVER_EXECUTED)
             except UcError as exc:
                 error = exc
+            polling = icpt is not None and icpt.poll_stop
+            counter_ended = False  # the block counter ended the slice: it was no WFI
             if not exact:
                 assert blocks is not None
                 executed = blocks.executed  # exact, may pass the budget by part of a block
-                if icpt is not None and icpt.poll_stop:
+                counter_ended = blocks.ended_slice
+                if polling:
                     executed = max(executed, budget)  # a polling loop waits for time to pass
                 elif error is not None:
                     executed = max(executed, 1)
-                if error is not None and not self.exceptions.take_bus_error():
-                    self.request_stop("fault", None, f"CPU stopped: {error} at "
-                                      f"0x{self.cpu.pc:08x}")
-                self.instructions += executed
-                self.clock.advance_to(now + executed)
-                if error is None and self._stop is None and not blocks.ended_slice \
-                        and not (icpt and icpt.poll_stop) and executed and self._after_wfi():
-                    self._wait_for_interrupt()  # (a slice the counter ended was no WFI)
-                continue
-            executed = budget
-            if error is not None:
+            elif error is not None:
                 executed = 1  # a bus error ends the slice early: count the faulting access
-                if not self.exceptions.take_bus_error():
-                    self.request_stop("fault", None, f"CPU stopped: {error} at "
-                                      f"0x{self.cpu.pc:08x}")
-            elif self._stop is None and icpt is not None and icpt.flush_ranges \
-                    and not icpt.poll_stop:
+            elif self._stop is None and icpt is not None and icpt.flush_ranges and not polling:
                 executed = 0  # stopped to retranslate a newly hooked timer access
+            else:
+                executed = budget
+            if error is not None and not self.exceptions.take_bus_error():
+                self.request_stop("fault", None, f"CPU stopped: {error} at "
+                                  f"0x{self.cpu.pc:08x}")
             self.instructions += executed
             self.clock.advance_to(now + executed)
-            if error is None and self._stop is None and not (icpt and icpt.poll_stop) \
+            if error is None and self._stop is None and not counter_ended and not polling \
                     and executed and self._after_wfi():
                 self._wait_for_interrupt()
         wall = time.perf_counter() - t0

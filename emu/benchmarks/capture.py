@@ -15,7 +15,6 @@ CPU addresses). Two baselines are measured in the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import struct
 import sys
 import time
@@ -23,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from emu.benchmarks import emit
 from emu.devices.dma.testpattern import PixelFormat
 from emu.machine import Machine
 from emu.system import System
@@ -137,11 +137,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print("bench-capture: --frames must be at least 1", file=sys.stderr)
         return 2
     report = run(args.frames)
-    if args.json:
-        out.write(json.dumps(report, indent=2) + "\n")
-    else:
-        render(report, out)
-    return 0
+    return emit(report, args.json, render, out)
 
 
 if __name__ == "__main__":

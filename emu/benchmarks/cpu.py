@@ -21,7 +21,6 @@ before every instruction.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from emu.benchmarks import emit, positive
 from emu.loaders import read_image
 from emu.loaders.boot import BootPlan
 from emu.loaders.elf import ElfImage
@@ -54,16 +54,17 @@ def _movt(rd: int, imm: int) -> int:
     return 0xE340_0000 | ((imm >> 12) & 0xF) << 16 | rd << 12 | (imm & 0xFFF)
 
 
-def _load(rd: int, value: int) -> list[int]:
+def load32(rd: int, value: int) -> list[int]:
+    """``movw``/``movt`` putting the 32-bit ``value`` in register ``rd``."""
     return [_movw(rd, value & 0xFFFF), _movt(rd, value >> 16)]
 
 
 def _call(addr: int) -> list[int]:
-    return [*_load(12, addr), 0xE12F_FF3C]  # blx ip
+    return [*load32(12, addr), 0xE12F_FF3C]  # blx ip
 
 
 #: the tail every workload ends with: r0 = SYSTEM_OFF; hvc #0 (the bare run stops there)
-_OFF = [*_load(0, PSCI_SYSTEM_OFF), 0xE140_0070]
+_OFF = [*load32(0, PSCI_SYSTEM_OFF), 0xE140_0070]
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ class Workload:
 def alu_load_store(iterations: int) -> Workload:
     """Eight instructions a turn: ldr, add, eor, str, add, bic, subs, bne."""
     code = [
-        *_load(0, iterations),
-        *_load(1, BUFFER),
+        *load32(0, iterations),
+        *load32(1, BUFFER),
         0xE3A0_4000,  # mov r4, #0
         # loop:
         0xE791_2004,  # ldr r2, [r1, r4]
@@ -112,11 +113,11 @@ def firmware_crc(nbytes: int) -> Workload:
     if init is None or update is None:
         raise SystemExit(f"{CAPTURE}: no crc32_init/crc32_update symbols")
     code = [
-        *_load(13, STACK_TOP),
+        *load32(13, STACK_TOP),
         *_call(init),
         0xE3A0_0000,  # mov r0, #0
-        *_load(1, BUFFER),
-        *_load(2, nbytes),
+        *load32(1, BUFFER),
+        *load32(2, nbytes),
         *_call(update),
         *_OFF,
     ]
@@ -218,16 +219,11 @@ def render(report: dict[str, Any], out: TextIO) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench-cpu", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scale", type=int, default=1, help="multiply the work (default 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
+    ap.add_argument("--scale", type=positive, default=1, help="multiply the work (default 1)")
+    ap.add_argument("--repeat", type=positive, default=3, help="best of N runs (default 3)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     args = ap.parse_args(argv)
-    report = run(args.scale, args.repeat)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        render(report, sys.stdout)
-    return 0
+    return emit(run(args.scale, args.repeat), args.json, render)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,12 @@ the first frames after the caches are cleared.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from emu.benchmarks import emit
 from emu.devices.dma import testpattern
 from emu.devices.dma.camera import CameraDma
 from emu.devices.dma.testpattern import PixelFormat, render_frame_bytes
@@ -189,11 +189,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print("bench-dma: --frames and --rounds must be at least 1", file=sys.stderr)
         return 2
     report = run(args.frames, args.rounds)
-    if args.json:
-        out.write(json.dumps(report, indent=2) + "\n")
-    else:
-        render(report, out)
-    return 0
+    return emit(report, args.json, render, out)
 
 
 if __name__ == "__main__":

@@ -17,28 +17,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from emu.benchmarks.cpu import DRIVER, Workload, bare, machine
+from emu.benchmarks import emit, positive
+from emu.benchmarks.cpu import DRIVER, Workload, bare, load32, machine
 
 UART = 0x0900_0000
 IRQ_TARGET_US = 20.0
 MMIO_TARGET_RATIO = 2.0
 
 
-def _set_imm(code: list[int], at: int, value: int) -> None:
-    """Patch the movw/movt pair at words ``at``/``at+1`` to load ``value``."""
-    for i, half in ((at, value & 0xFFFF), (at + 1, value >> 16)):
-        code[i] = (code[i] & 0xFFF0_F000) | ((half >> 12) & 0xF) << 16 | (half & 0xFFF)
-
-
 def mmio_workload(iterations: int) -> Workload:
     code = [
         0xE300_4000, 0xE340_4900,  # r4 = 0x09000000 (PL011)
-        0xE304_0240, 0xE340_000F,  # r0 = iterations
+        *load32(0, iterations),
         0xE594_2024,               # loop: ldr r2, [r4, #0x24]   UARTIBRD
         0xE584_2024,               #       str r2, [r4, #0x24]   UARTIBRD
         0xE250_0001,               #       subs r0, r0, #1
@@ -46,7 +40,6 @@ def mmio_workload(iterations: int) -> Workload:
         0xE300_0008, 0xE348_0400,  # r0 = PSCI SYSTEM_OFF
         0xE140_0070,               # hvc #0
     ]
-    _set_imm(code, 2, iterations)
     return Workload("mmio", code, [], 4 + 4 * iterations)
 
 
@@ -61,11 +54,11 @@ def irq_workload(interrupts: int, period: int) -> Workload:
         0xE300_5000, 0xE340_5801,  # r5 = GICC (0x08010000)
         0xE3A0_00FF, 0xE585_0004,  # GICC_PMR = 0xff
         0xE3A0_0001, 0xE585_0000,  # GICC_CTLR = 1
-        0xE302_6710, 0xE340_6000,  # r6 = period
+        *load32(6, period),
         0xEE0E_6F13,               # mcr CNTV_TVAL, r6
         0xE3A0_0001, 0xEE0E_0F33,  # CNTV_CTL = 1
         0xE3A0_7000,               # r7 = 0 (interrupts taken)
-        0xE300_83E8, 0xE340_8000,  # r8 = interrupts wanted
+        *load32(8, interrupts),  # interrupts wanted
         0xF108_0080,               # cpsie i
         0xE320_F003,               # loop: wfi
         0xE157_0008,               #       cmp r7, r8
@@ -84,8 +77,6 @@ def irq_workload(interrupts: int, period: int) -> Workload:
         0xEAFF_FFF0,               # irq vector: b irq
         0xEAFF_FFFE,
     ]
-    _set_imm(code, 16, period)
-    _set_imm(code, 22, interrupts)
     return Workload("irq", code, [], 0)
 
 
@@ -144,17 +135,12 @@ def render(report: dict[str, Any], out: TextIO) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench-io", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--accesses", type=int, default=200_000)
-    ap.add_argument("--interrupts", type=int, default=20_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--accesses", type=positive, default=200_000)
+    ap.add_argument("--interrupts", type=positive, default=20_000)
+    ap.add_argument("--repeat", type=positive, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    report = run(args.accesses, args.interrupts, args.repeat)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        render(report, sys.stdout)
-    return 0
+    return emit(run(args.accesses, args.interrupts, args.repeat), args.json, render)
 
 
 if __name__ == "__main__":

@@ -97,16 +97,9 @@ def capture_rows(r: dict[str, Any]) -> list[Row]:
 
 
 def dma_rows(r: dict[str, Any]) -> list[Row]:
-    rows = []
-    for d in r.get("rows", []):
-        ratio = d.get("ratio")
-        rows.append(Row(f"camera DMA delivery {d.get('width')}x{d.get('height')} "
-                        f"{d.get('format', '')}".rstrip(),
-                        f"{d.get('camera_gb_s', d.get('harness_gb_s', 0)):.2f} GB/s",
-                        f"{d.get('bare_gb_s', d.get('baseline_gb_s', 0)):.2f} GB/s bare "
-                        "mem_write", _x(ratio) if ratio is not None else "-", "≥ 0.5x",
-                        ratio >= 0.5 if ratio is not None else None))
-    return rows
+    return [Row(f"camera DMA delivery {d['width']}x{d['height']} {d['format']}",
+                f"{d['camera_gb_s']:.2f} GB/s", f"{d['baseline_gb_s']:.2f} GB/s bare mem_write",
+                _x(d["ratio"]), "≥ 0.5x", d["ratio"] >= 0.5) for d in r["rows"]]
 
 
 def cma_rows(r: dict[str, Any]) -> list[Row]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import libfdt
 
+from cma.devicetree import dtb_problem
 from emu.atomic import write_atomic
 from emu.errors import DeviceTreeError
 
@@ -360,17 +361,12 @@ class DeviceTree:
     def from_dtb(cls, data: bytes, source: str = "<dtb>") -> DeviceTree:
         """Parse a flattened device tree blob.
 
-        The whole blob is checked first (``fdt_check_full``): libfdt's readers trust
-        the header's offsets and sizes, so a truncated or damaged blob would make
-        them read past the buffer.
+        The whole blob is checked first (:func:`cma.devicetree.dtb_problem`).
         """
         blob = bytearray(data)
-        error = libfdt.fdt_check_full(blob, len(blob))
-        if error:
-            raise DeviceTreeError(
-                f"{source}: not a valid device tree blob ({libfdt.fdt_strerror(error)}; "
-                f"{len(blob)} bytes, header {bytes(blob[:8]).hex()!r})"
-            )
+        problem = dtb_problem(blob)
+        if problem is not None:
+            raise DeviceTreeError(f"{source}: {problem}")
         try:
             fdt = libfdt.Fdt(blob)
             tree = cls(_read_node(fdt, 0, "", None, 0))
